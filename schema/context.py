@@ -1,0 +1,68 @@
+"""Per-request context: services, the verified principal, and request-scoped loaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from saas.db import Database, UnitOfWork
+from saas.errors import Unauthenticated
+from saas.settings import Settings
+from tenants.principal import Principal
+
+
+@dataclass
+class Services:
+    """Long-lived things every request shares; built once in the app's lifespan."""
+
+    settings: Settings
+    db: Database
+    redis: Any = None
+    hub: Any = None  # the live event hub (subscriptions), once started
+
+
+@dataclass
+class Context:
+    """What resolvers get as `info.context`."""
+
+    services: Services
+    request: Request | WebSocket | None = None
+    response: Any = None
+    principal: Principal | None = None
+    auth_error: Unauthenticated | None = None
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def require_principal(self) -> Principal:
+        """The caller, or a typed UNAUTHENTICATED error that says what was wrong."""
+        if self.auth_error is not None:
+            raise self.auth_error
+        if self.principal is None:
+            raise Unauthenticated(
+                "authentication required: send 'Authorization: Bearer <JWT or API key>'"
+            )
+        return self.principal
+
+    @asynccontextmanager
+    async def uow(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[UnitOfWork]:
+        """A unit of work under the caller's tenant (never a client-supplied one)."""
+        principal = self.require_principal()
+        async with self.db.unit_of_work(tenant_id or principal.tenant_id) as uow:
+            yield uow
+
+
+Info = strawberry.Info[Context, None]

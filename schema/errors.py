@@ -1,0 +1,89 @@
+"""Typed mutation errors (payload `errors`) and query errors (`extensions.code`)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from saas import errors as domain
+
+log = logging.getLogger("saas.graphql")
+
+
+@strawberry.enum
+class ErrorCode(enum.Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    INVALID_STAGE = "INVALID_STAGE"
+    CONFLICT = "CONFLICT"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+
+
+@strawberry.interface(description="An expected failure of a mutation; `code` is stable.")
+class UserError:
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+
+@strawberry.type(description="A failure without extra data.")
+class MutationError(UserError):
+    pass
+
+
+@strawberry.type(description="The deal changed since you read it: here is where it is now.")
+class VersionConflictError(UserError):
+    current_version: int
+    current_stage_id: strawberry.ID | None = None
+
+
+def user_error(error: domain.DomainError) -> UserError:
+    """Map a domain error to its API type (the single place that knows the mapping)."""
+    code = ErrorCode(error.code)
+    if isinstance(error, domain.VersionConflict):
+        return VersionConflictError(
+            code=code,
+            message=error.message,
+            field=error.field,
+            current_version=error.details["current_version"],
+            current_stage_id=error.details.get("current_stage_id"),
+        )
+    return MutationError(code=code, message=error.message, field=error.field)
+
+
+class DomainErrors(SchemaExtension):
+    """Give domain errors their `extensions.code`; hide unexpected errors' internals."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not getattr(result, "errors", None):
+            return
+        result.errors = [self._map(e) for e in result.errors]
+
+    @staticmethod
+    def _map(error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None:  # parse/validation errors are already client-facing
+            return error
+        if isinstance(original, domain.DomainError):
+            extensions = {"code": original.code}
+            if original.field:
+                extensions["field"] = original.field
+            return GraphQLError(
+                original.message, error.nodes, error.source, error.positions, error.path,
+                extensions=extensions,
+            )
+        log.error("unexpected error in resolver", exc_info=original)
+        return GraphQLError(
+            "internal error", error.nodes, error.source, error.positions, error.path,
+            extensions={"code": "INTERNAL"},
+        )

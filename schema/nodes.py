@@ -1,0 +1,27 @@
+"""Relay helpers: opaque global ids, decoded to UUIDs of the caller's tenant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from strawberry.relay import GlobalID
+
+from saas.errors import NotFound
+
+
+def global_id(type_name: str, id: uuid.UUID) -> GlobalID:
+    return GlobalID(type_name, str(id))
+
+
+def decode_id(value: str | GlobalID, expected: str | Iterable[str], *, field: str) -> uuid.UUID:
+    """A global id of the expected type -> its UUID; anything else is 'not found'."""
+    names = {expected} if isinstance(expected, str) else set(expected)
+    try:
+        gid = value if isinstance(value, GlobalID) else GlobalID.from_id(value)
+        if gid.type_name not in names:
+            raise ValueError(gid.type_name)
+        return uuid.UUID(gid.node_id)
+    except (ValueError, TypeError) as e:
+        kind = "/".join(sorted(names))
+        raise NotFound(f"{kind} not found", field=field) from e

@@ -1,0 +1,59 @@
+"""The composed schema: every domain's Query/Mutation/Subscription, plus limits and caches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.extensions.base_extension import SchemaExtension
+from strawberry.relay import Node
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from saas.settings import Settings
+from schema.errors import DomainErrors, MutationError, VersionConflictError
+from schema.tenants.mutations import TenantsMutation
+from schema.tenants.queries import TenantsQuery
+
+QUERIES: tuple[type, ...] = (TenantsQuery,)
+MUTATIONS: tuple[type, ...] = (TenantsMutation,)
+
+
+@strawberry.type
+class NodeQuery:
+    node: Node | None = strawberry.relay.node(
+        description="Any object of the caller's tenant by global id; others are null."
+    )
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    """One schema per process; production turns introspection and suggestions off."""
+    # Factories, not instances: extensions hold per-request state. The caches live at
+    # module level in strawberry, so they are shared across requests anyway.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        DomainErrors,
+        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
+    query = merge_types("Query", (NodeQuery, *QUERIES))
+    mutation = merge_types("Mutation", MUTATIONS)
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        extensions=extensions,
+        types=[MutationError, VersionConflictError],
+        config=StrawberryConfig(disable_field_suggestions=not settings.is_dev),
+    )

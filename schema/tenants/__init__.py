@@ -1,0 +1,1 @@
+"""GraphQL API of tenants: me, tenant, login, teams, users, API keys."""

@@ -1,0 +1,1 @@
+"""Tenant lifecycle and isolation: tenants, users, teams, API keys, credentials -> principal."""

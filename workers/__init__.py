@@ -1,0 +1,1 @@
+"""arq workers: job functions and the WorkerSettings that configure them."""

@@ -1,0 +1,50 @@
+"""The one place the arq worker is configured: redis, serializer, functions, crons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from arq.connections import RedisSettings
+
+from saas.db import Database, create_engine
+from saas.settings import get_settings
+
+
+def _serialize(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def _deserialize(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    ctx["settings"] = settings
+    ctx["db"] = Database(create_engine(settings.resolved_app_database_url(), pool_size=5))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["db"].dispose()
+
+
+def redis_settings() -> RedisSettings:
+    return RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
+
+
+class WorkerSettings:
+    """Jobs are idempotent and may run more than once; payloads are JSON, never pickle."""
+
+    functions: list[Any] = []
+    cron_jobs: list[Any] = []
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = redis_settings()
+    job_serializer = staticmethod(_serialize)
+    job_deserializer = staticmethod(_deserialize)
+    max_jobs = 10
+    job_timeout = 300
+    max_tries = 5
+    health_check_interval = 30
+    allow_abort_jobs = True
