@@ -1,13 +1,12 @@
-"""Markov-chain pipeline forecast: transition estimation, prior blending and projection."""
+"""Pipeline Markov model: stage events, boundary transition counts, prior blending, inflow."""
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,6 +33,11 @@ class Stage:
     key: str
     kind: StageKind
     probability: float
+
+    def __post_init__(self) -> None:
+        """Reject probabilities outside [0, 1]."""
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"stage {self.key!r}: probability must be within [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -262,147 +266,3 @@ def estimate_inflow(
     if amounts is not None:
         mean_amount = float(np.asarray(amounts, dtype=np.float64)[log.deal[m]].mean())
     return Inflow(n_new / k, entry, mean_amount)
-
-
-@dataclass(frozen=True, eq=False)
-class CurrentDeals:
-    """Deals to project: stage index, amount and an optional owner/team key per deal."""
-
-    stage: IntArray
-    amount: FloatArray
-    key: tuple[Hashable, ...] | None = None
-
-    @classmethod
-    def build(
-        cls, stage: ArrayLike, amount: ArrayLike, key: Sequence[Hashable] | None = None
-    ) -> CurrentDeals:
-        """Coerce and validate the per-deal arrays."""
-        s = np.asarray(stage, dtype=np.int64).ravel()
-        a = np.asarray(amount, dtype=np.float64).ravel()
-        if s.size != a.size or (key is not None and len(key) != s.size):
-            raise ValueError("stage, amount and key must have one entry per deal")
-        return cls(s, a, None if key is None else tuple(key))
-
-
-def _band(mean: FloatArray, var: FloatArray, band: float) -> tuple[FloatArray, FloatArray]:
-    """Normal-approximation central band mean -/+ z * sd, clipped at 0."""
-    half = NormalDist().inv_cdf(0.5 + band / 2) * np.sqrt(np.maximum(var, 0.0))
-    return np.maximum(mean - half, 0.0), mean + half
-
-
-@dataclass(frozen=True, eq=False)
-class WonForecast:
-    """Won count and amount per horizon h = 0..H: means, variances and a central band."""
-
-    count: FloatArray
-    count_var: FloatArray
-    amount: FloatArray
-    amount_var: FloatArray
-    band: float = 0.8  # central probability of the band, 0.8 = 10%..90%
-
-    def __post_init__(self) -> None:
-        """Reject degenerate band levels."""
-        if not 0 < self.band < 1:
-            raise ValueError("band must be in (0, 1)")
-
-    def count_band(self) -> tuple[FloatArray, FloatArray]:
-        """(low, high) won count per horizon."""
-        return _band(self.count, self.count_var, self.band)
-
-    def amount_band(self) -> tuple[FloatArray, FloatArray]:
-        """(low, high) won amount per horizon."""
-        return _band(self.amount, self.amount_var, self.band)
-
-
-@dataclass(frozen=True, eq=False)
-class Projection:
-    """Expected occupancy and won totals for horizons 0..H plus per-deal won probabilities."""
-
-    occupancy: FloatArray  # (H+1, n_stages) expected deals per stage, inflow included
-    deal_won: FloatArray  # (n_deals, H+1) P(deal is won by h)
-    pipeline: WonForecast  # current deals only
-    total: WonForecast  # current deals plus inflow (== pipeline without inflow)
-
-
-def won_by_horizon(matrix: FloatArray, won: BoolArray, horizon: int) -> FloatArray:
-    """W[s, h] = P(in a won stage after h periods | start in s) = (P^h @ 1_won)[s]."""
-    w = np.empty((matrix.shape[0], horizon + 1))
-    w[:, 0] = won
-    for h in range(1, horizon + 1):
-        w[:, h] = matrix @ w[:, h - 1]
-    return np.clip(w, 0.0, 1.0)  # float drift must not give p(1-p) < 0
-
-
-def _check_matrix(matrix: FloatArray, won: BoolArray) -> None:
-    """Reject matrices that are not row-stochastic with absorbing won rows."""
-    n = won.size
-    if matrix.shape != (n, n) or (n and not np.allclose(matrix.sum(axis=1), 1.0)):
-        raise ValueError("matrix must be n_stages x n_stages and row-stochastic")
-    if not np.allclose(matrix[won], np.eye(n)[won]):
-        raise ValueError("won rows must be absorbing")
-
-
-def project(
-    matrix: FloatArray,
-    stages: Sequence[Stage],
-    deals: CurrentDeals,
-    horizon: int,
-    inflow: Inflow | None = None,
-    band: float = 0.8,
-) -> Projection:
-    """Project deals h = 0..horizon periods ahead: x_{h+1} = x_h P + inflow."""
-    won = kind_mask(stages, StageKind.WON)
-    _check_matrix(matrix, won)
-    n = len(stages)
-    if horizon < 0 or (deals.stage.size and not 0 <= deals.stage.min() <= deals.stage.max() < n):
-        raise ValueError("horizon must be >= 0 and deal stages within the stage list")
-    w = won_by_horizon(matrix, won, horizon)
-    p = w[deals.stage]
-    q = p * (1.0 - p)  # independent Bernoulli outcomes: Poisson-binomial moments
-    pipeline = WonForecast(
-        p.sum(axis=0), q.sum(axis=0), deals.amount @ p, np.square(deals.amount) @ q, band
-    )
-    v = np.zeros(n) if inflow is None else inflow.vector
-    occ = np.empty((horizon + 1, n))
-    occ[0] = np.bincount(deals.stage, minlength=n)
-    for h in range(1, horizon + 1):
-        occ[h] = occ[h - 1] @ matrix + v
-    if inflow is None:
-        return Projection(occ, p, pipeline, pipeline)
-    # Arrivals of step j have had h - j transitions by h: expected won = sum_{m<h} v . W[:, m].
-    new_won = np.concatenate(([0.0], np.cumsum(v @ w)[:-1]))
-    # Poisson arrivals thinned by win probability stay Poisson: variance = mean.
-    a = inflow.mean_amount
-    total = WonForecast(
-        pipeline.count + new_won,
-        pipeline.count_var + new_won,
-        pipeline.amount + a * new_won,
-        pipeline.amount_var + a * a * new_won,
-        band,
-    )
-    return Projection(occ, p, pipeline, total)
-
-
-def aggregate_by_key(
-    projection: Projection, deals: CurrentDeals, band: float = 0.8
-) -> dict[Hashable, WonForecast]:
-    """Sum per-deal won forecasts by deal key (owner/team); inflow is not attributed."""
-    if deals.key is None:
-        raise ValueError("deals have no keys to aggregate by")
-    index: dict[Hashable, int] = {}
-    codes = np.fromiter((index.setdefault(k, len(index)) for k in deals.key), np.int64)
-    p = projection.deal_won
-    q = p * (1.0 - p)
-    a = deals.amount[:, None]
-    g = len(index)
-
-    def per_key(values: FloatArray) -> FloatArray:
-        """Group sums, shape (groups, H+1)."""
-        cols = [np.bincount(codes, weights=c, minlength=g) for c in values.T]
-        return np.stack(cols, axis=1) if cols else np.zeros((g, 0))
-
-    sums = [per_key(x) for x in (p, q, a * p, a * a * q)]
-    return {
-        k: WonForecast(sums[0][i], sums[1][i], sums[2][i], sums[3][i], band)
-        for k, i in index.items()
-    }
