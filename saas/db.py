@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
+from sqlalchemy import DateTime, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from saas.settings import async_url
 
 AfterCommit = Callable[[], Awaitable[None]]
+Publisher = Callable[[list[dict[str, object]]], Awaitable[None]]
 
 SET_TENANT = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 
 
 class Base(DeclarativeBase):
     """Declarative base of every ORM model; the schema itself is owned by the migrations."""
+
+    type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
@@ -40,17 +44,23 @@ class UnitOfWork:
     session: AsyncSession
     tenant_id: uuid.UUID | None
     _after_commit: list[AfterCommit] = field(default_factory=list)
+    _messages: list[dict[str, object]] = field(default_factory=list)
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)
+
+    def publish(self, message: dict[str, object]) -> None:
+        """Queue a live-event message; it goes out only if (and after) the commit succeeds."""
+        self._messages.append(message)
 
 
 class Database:
     """The application role's engine and its session factory."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, publisher: Publisher | None = None) -> None:
         self.engine = engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self.publisher = publisher
 
     @asynccontextmanager
     async def unit_of_work(self, tenant_id: uuid.UUID | None) -> AsyncIterator[UnitOfWork]:
@@ -61,6 +71,8 @@ class Database:
                     await session.execute(SET_TENANT, {"tenant_id": str(tenant_id)})
                 uow = UnitOfWork(session=session, tenant_id=tenant_id)
                 yield uow
+        if uow._messages and self.publisher is not None:
+            await self.publisher(uow._messages)
         for callback in uow._after_commit:
             await callback()
 

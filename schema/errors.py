@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.relay import GlobalID
 
 from saas import errors as domain
 
@@ -45,6 +46,10 @@ class VersionConflictError(UserError):
     current_stage_id: strawberry.ID | None = None
 
 
+def _stage_gid(stage_id: object) -> strawberry.ID | None:
+    return strawberry.ID(str(GlobalID("Stage", str(stage_id)))) if stage_id else None
+
+
 def user_error(error: domain.DomainError) -> UserError:
     """Map a domain error to its API type (the single place that knows the mapping)."""
     code = ErrorCode(error.code)
@@ -54,7 +59,7 @@ def user_error(error: domain.DomainError) -> UserError:
             message=error.message,
             field=error.field,
             current_version=error.details["current_version"],
-            current_stage_id=error.details.get("current_stage_id"),
+            current_stage_id=_stage_gid(error.details.get("current_stage_id")),
         )
     return MutationError(code=code, message=error.message, field=error.field)
 

@@ -19,12 +19,16 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from saas.settings import Settings
+from schema.contacts.api import ContactsMutation, ContactsQuery
+from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
+from schema.pipelines.api import PipelinesMutation, PipelinesQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
 
-QUERIES: tuple[type, ...] = (TenantsQuery,)
-MUTATIONS: tuple[type, ...] = (TenantsMutation,)
+QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery)
+MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
+                               ContactsMutation)
 
 
 @strawberry.type

@@ -1,0 +1,59 @@
+"""Companies and contacts: minimal but real."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from saas.contacts.models import Company, Contact
+from saas.db import UnitOfWork
+from saas.errors import NotFound, ValidationFailed
+from tenants.principal import Principal
+from tenants.service import validate_email
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed("name must be 1-200 characters", field="name")
+    return name
+
+
+async def create_company(
+    *, uow: UnitOfWork, principal: Principal, name: str, domain: str | None
+) -> Company:
+    principal.require_write()
+    company = Company(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=_name(name),
+                      domain=(domain or "").strip().lower() or None)
+    uow.session.add(company)
+    await uow.session.flush()
+    return company
+
+
+async def create_contact(
+    *, uow: UnitOfWork, principal: Principal, name: str, email: str | None, phone: str | None,
+    company_id: uuid.UUID | None,
+) -> Contact:
+    principal.require_write()
+    if company_id is not None and await uow.session.get(
+            Company, (principal.tenant_id, company_id)) is None:
+        raise NotFound("company not found", field="companyId")
+    if phone is not None and (len(phone) > 40 or not any(ch.isdigit() for ch in phone)):
+        raise ValidationFailed("not a valid phone number", field="phone")
+    contact = Contact(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=_name(name),
+                      email=validate_email(email) if email else None, phone=phone,
+                      company_id=company_id)
+    uow.session.add(contact)
+    await uow.session.flush()
+    return contact
+
+
+async def list_companies(*, uow: UnitOfWork, limit: int) -> list[Company]:
+    rows = await uow.session.execute(select(Company).order_by(Company.name).limit(limit))
+    return list(rows.scalars())
+
+
+async def list_contacts(*, uow: UnitOfWork, limit: int) -> list[Contact]:
+    rows = await uow.session.execute(select(Contact).order_by(Contact.name).limit(limit))
+    return list(rows.scalars())

@@ -1,0 +1,1 @@
+"""Deals, stage moves, the stage-event log, activities and custom fields."""

@@ -1,0 +1,73 @@
+"""Activities on deals: calls, meetings, emails and tasks, due and done."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from saas.db import UnitOfWork
+from saas.deals.models import Activity
+from saas.deals.permissions import require_edit
+from saas.deals.service import get
+from saas.errors import NotFound, ValidationFailed
+from tenants.principal import Principal
+
+KINDS = ("call", "meeting", "email", "task")
+
+
+async def create(
+    *, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID, kind: str, subject: str,
+    note: str | None, due_at: datetime | None, done_at: datetime | None,
+) -> Activity:
+    deal = await get(uow=uow, deal_id=deal_id)
+    await require_edit(uow, principal, deal)
+    if kind not in KINDS:
+        raise ValidationFailed("kind must be call, meeting, email or task", field="kind")
+    subject = subject.strip()
+    if not subject or len(subject) > 300:
+        raise ValidationFailed("subject must be 1-300 characters", field="subject")
+    for name, value in (("dueAt", due_at), ("doneAt", done_at)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed("times need a time zone offset", field=name)
+    activity = Activity(tenant_id=principal.tenant_id, id=uuid.uuid4(), deal_id=deal.id,
+                        kind=kind, subject=subject, note=note, owner_id=principal.user_id,
+                        due_at=due_at, done_at=done_at)
+    uow.session.add(activity)
+    await uow.session.flush()
+    await uow.session.refresh(activity)
+    return activity
+
+
+async def complete(
+    *, uow: UnitOfWork, principal: Principal, activity_id: uuid.UUID
+) -> Activity:
+    activity = await uow.session.get(Activity, (principal.tenant_id, activity_id))
+    if activity is None:
+        raise NotFound("activity not found", field="activityId")
+    await require_edit(uow, principal, await get(uow=uow, deal_id=activity.deal_id))
+    if activity.done_at is None:
+        activity.done_at = func.now()
+        await uow.session.flush()
+        await uow.session.refresh(activity)
+    return activity
+
+
+async def for_deal(*, uow: UnitOfWork, deal_id: uuid.UUID) -> list[Activity]:
+    rows = await uow.session.execute(
+        select(Activity).where(Activity.deal_id == deal_id)
+        .order_by(Activity.due_at.asc().nulls_last(), Activity.created_at))
+    return list(rows.scalars())
+
+
+async def next_for_deals(
+    *, uow: UnitOfWork, deal_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Activity]:
+    """Each deal's next open activity (earliest due), in one query."""
+    rows = await uow.session.execute(
+        select(Activity).where(Activity.deal_id.in_(deal_ids), Activity.done_at.is_(None),
+                               Activity.due_at.is_not(None))
+        .order_by(Activity.deal_id, Activity.due_at, Activity.id)
+        .distinct(Activity.deal_id))
+    return {a.deal_id: a for a in rows.scalars()}

@@ -1,0 +1,1 @@
+"""Segments and their pipelines: ordered stage sets per customer segment."""

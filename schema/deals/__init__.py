@@ -1,0 +1,1 @@
+"""GraphQL API of deals, stage moves, history, activities and the board."""

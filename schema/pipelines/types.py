@@ -1,0 +1,127 @@
+"""GraphQL types of segments, pipelines and stages."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from strawberry import relay
+
+from saas.pipelines import models
+from saas.pipelines import service as pipelines
+from schema.context import Info
+from schema.errors import UserError
+
+
+@strawberry.enum
+class StageKind(enum.Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+async def _load(info: Info, model: Any, ids: Iterable[str]) -> dict[str, Any]:
+    wanted = [uuid.UUID(i) for i in ids]
+    async with info.context.uow() as uow:
+        rows = await uow.session.execute(select(model).where(model.id.in_(wanted)))
+        return {str(r.id): r for r in rows.scalars()}
+
+
+@strawberry.type
+class Stage(relay.Node):
+    id: relay.NodeID[str]
+    pipeline_id: strawberry.Private[uuid.UUID]
+    name: str
+    position: int
+    kind: StageKind
+    probability: Decimal
+    rotting_days: int | None
+    archived: bool
+
+    @classmethod
+    def from_row(cls, m: Any) -> Stage:
+        get = m.get if isinstance(m, dict) else lambda k: getattr(m, k)
+        return cls(id=str(get("id")), pipeline_id=get("pipeline_id"), name=get("name"),
+                   position=get("position"), kind=StageKind(get("kind")),
+                   probability=get("probability"), rotting_days=get("rotting_days"),
+                   archived=(get("archived_at") if not isinstance(m, dict) else None) is not None)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Stage | None]:
+        ids = list(node_ids)
+        found = await _load(info, models.Stage, ids)
+        return [cls.from_row(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class Pipeline(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    segment_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Active stages in order (archived ones with includeArchived).")
+    async def stages(self, info: Info, include_archived: bool = False) -> list[Stage]:
+        async with info.context.uow() as uow:
+            rows = await pipelines.list_stages(
+                uow=uow, pipeline_id=uuid.UUID(self.id), include_archived=include_archived)
+        return [Stage.from_row(s) for s in rows]
+
+    @classmethod
+    def from_model(cls, m: models.Pipeline) -> Pipeline:
+        return cls(id=str(m.id), name=m.name, segment_id=m.segment_id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Pipeline | None]:
+        ids = list(node_ids)
+        found = await _load(info, models.Pipeline, ids)
+        return [cls.from_model(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class Segment(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    pipeline: Pipeline
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Segment | None]:
+        ids = {uuid.UUID(i) for i in node_ids}
+        async with info.context.uow() as uow:
+            found = {str(s.id): cls(id=str(s.id), name=s.name, pipeline=Pipeline.from_model(p))
+                     for s, p in await pipelines.list_segments(uow=uow) if s.id in ids}
+        return [found.get(i) for i in node_ids]
+
+
+@strawberry.type
+class SegmentPayload:
+    segment: Segment | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StagePayload:
+    stage: Stage | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StagesPayload:
+    stages: list[Stage] | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteStagePayload:
+    deleted_stage_id: strawberry.ID | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
