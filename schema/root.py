@@ -31,11 +31,15 @@ MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation
                                ContactsMutation)
 
 
-@strawberry.type
-class NodeQuery:
-    node: Node | None = strawberry.relay.node(
-        description="Any object of the caller's tenant by global id; others are null."
-    )
+def _node_query() -> type:
+    # A fresh class per schema: strawberry's relay field mutates itself when a schema is built.
+    @strawberry.type
+    class NodeQuery:
+        node: Node | None = strawberry.relay.node(
+            description="Any object of the caller's tenant by global id; others are null."
+        )
+
+    return NodeQuery
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -52,7 +56,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
-    query = merge_types("Query", (NodeQuery, *QUERIES))
+    query = merge_types("Query", (_node_query(), *QUERIES))
     mutation = merge_types("Mutation", MUTATIONS)
     return strawberry.Schema(
         query=query,

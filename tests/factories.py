@@ -101,3 +101,19 @@ class TenantFactory:
             admin_email=email,
             factory=self,
         )
+
+
+TENANT_TABLES = ("teams", "users", "api_keys", "segments", "pipelines", "stages", "companies",
+                 "contacts", "custom_field_defs", "deals", "stage_events", "activities",
+                 "tenant_counters")
+
+
+async def snapshot(owner_conn: Any, tenant_id: uuid.UUID) -> dict[str, tuple[int, str]]:
+    """Row count and content hash of every tenant table, read as the owner (bypasses RLS)."""
+    result = {}
+    for table in TENANT_TABLES:
+        row = await owner_conn.fetchrow(
+            f"SELECT count(*) AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+            f"AS h FROM {table} t WHERE tenant_id = $1", tenant_id)
+        result[table] = (row["n"], row["h"])
+    return result

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from saas.db import UnitOfWork
 from saas.deals.models import Activity
@@ -69,5 +70,5 @@ async def next_for_deals(
         select(Activity).where(Activity.deal_id.in_(deal_ids), Activity.done_at.is_(None),
                                Activity.due_at.is_not(None))
         .order_by(Activity.deal_id, Activity.due_at, Activity.id)
-        .distinct(Activity.deal_id))
+        .ext(distinct_on(Activity.deal_id)))
     return {a.deal_id: a for a in rows.scalars()}

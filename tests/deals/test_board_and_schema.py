@@ -1,0 +1,58 @@
+"""The board costs a fixed number of SQL statements; the committed SDL matches the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from saas.db import Database
+from saas.settings import Settings
+from schema.root import build_schema
+from tests.deals.ops import BOARD, create_deal, default_pipeline
+from tests.factories import TenantFactory
+
+SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
+
+
+async def _statements_for_board(db: Database, caller: Any, pipeline_id: str, n: int) -> int:
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        data = await caller.ok(BOARD, p=pipeline_id, n=n)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert data["board"]["columns"]
+    return len(statements)
+
+
+async def test_board_round_trips_do_not_grow_with_its_size(
+    tenants: TenantFactory, app: Any
+) -> None:
+    db = app.state.services.db
+    t = await tenants.create()
+    admin = t.admin_caller
+    pipeline = await default_pipeline(admin)
+    contact = (await admin.ok('mutation { createContact(input: {name: "Ann"}) { contact { id } } }'))
+    contact_id = contact["createContact"]["contact"]["id"]
+    await create_deal(admin, pipeline["id"], "first", contactId=contact_id)
+    small = await _statements_for_board(db, admin, pipeline["id"], 25)
+    for i in range(40):
+        await create_deal(admin, pipeline["id"], f"deal {i}", contactId=contact_id)
+    large = await _statements_for_board(db, admin, pipeline["id"], 25)
+
+    # set_config + the board statement; BEGIN/COMMIT go through asyncpg's transaction API.
+    assert small == large == 2
+
+
+def test_committed_sdl_matches_the_code() -> None:
+    current = build_schema(Settings(environment="test")).as_str() + "\n"
+    assert SDL.read_text() == current, (
+        "schema/schema.graphql is stale: regenerate it with "
+        "python -c \"from saas.settings import Settings; from schema.root import build_schema; "
+        "open('schema/schema.graphql','w').write(build_schema(Settings()).as_str()+'\\n')\"")
