@@ -13,12 +13,12 @@ from saas.settings import Settings, get_settings
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "admin@demo.example"
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - dev-only demo account, printed on start
+DEMO_PASSWORD = "demo-password"
 
 
-def _settings_with_embedded(settings: Settings) -> Settings:
+def _settings_with_embedded(settings: Settings, *, need_redis: bool = True) -> Settings:
     """In dev/test, start embedded PostgreSQL/Redis for whichever URL is missing."""
-    if settings.database_url and settings.redis_url:
+    if settings.database_url and (settings.redis_url or not need_redis):
         return settings
     if not settings.is_dev:
         settings.check_secure()  # raises with the variables to set
@@ -105,7 +105,8 @@ def cmd_dev(settings: Settings) -> None:
 
     worker = None
     if WorkerSettings.functions or WorkerSettings.cron_jobs:
-        worker = subprocess.Popen([sys.executable, "-m", "saas.cli", "worker"], env=os.environ.copy())
+        worker = subprocess.Popen([sys.executable, "-m", "saas.cli", "worker"],
+                                  env=os.environ.copy())
     url = f"http://{settings.host}:{settings.port}/graphql"
     print(f"\nAPI:      {url}  (GraphiQL in the browser)")
     print(f"login:    tenant {DEMO_SLUG!r}, email {DEMO_EMAIL!r}, password {DEMO_PASSWORD!r}\n")
@@ -144,10 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "worker":
         return cmd_worker(settings, check=args.check)
     elif args.command == "migrate":
-        settings = _settings_with_embedded(settings)
+        settings = _settings_with_embedded(settings, need_redis=False)
         cmd_migrate(settings)
     elif args.command == "tenant":
-        settings = _settings_with_embedded(settings)
+        settings = _settings_with_embedded(settings, need_redis=False)
         asyncio.run(_provision(settings, args.name, args.slug, args.admin_email,
                                args.admin_password, exist_ok=False))
     return 0

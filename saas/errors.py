@@ -4,10 +4,10 @@
     ├── Unauthenticated              UNAUTHENTICATED   no, bad, expired or revoked credentials
     ├── Forbidden                    FORBIDDEN         authenticated, but not allowed to do this
     ├── NotFound                     NOT_FOUND         unknown id, or another tenant's id
-    ├── ValidationFailed             VALIDATION_FAILED bad input; `field` names the culprit
-    │   └── InvalidStage             INVALID_STAGE     stage not in the deal's pipeline, archived...
+    ├── ValidationFailed             VALIDATION_FAILED bad input; `field` names it
+    │   └── InvalidStage             INVALID_STAGE     not a stage of this pipeline
     ├── Conflict                     CONFLICT          a uniqueness or state rule was violated
-    │   └── VersionConflict          VERSION_CONFLICT  stale expectedVersion; carries the current one
+    │   └── VersionConflict          VERSION_CONFLICT  stale expectedVersion; has the current one
     └── LimitExceeded                LIMIT_EXCEEDED    a page size, a quota or a rate limit
 
 Services raise these; the API maps them to typed errors (mutations) or GraphQL errors

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
-from typing_extensions import Annotated
 
-DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - a marker value, refused outside dev
+DEV_SECRET = "dev-insecure-secret-change-me"
 
 Environment = Literal["dev", "test", "production"]
 
@@ -94,6 +93,13 @@ class Settings(BaseSettings):
         )
         return url.render_as_string(hide_password=False)
 
+    def app_role_credentials(self) -> tuple[str, str | None]:
+        """The application role's name and password, as migrations must create them."""
+        if self.app_database_url:
+            url = make_url(self.app_database_url)
+            return url.username or self.app_db_role, url.password or self.app_db_password
+        return self.app_db_role, self.app_db_password
+
     def check_secure(self) -> None:
         """Refuse to run outside dev with a missing or default secret; say which variable."""
         if self.is_dev:
@@ -103,9 +109,10 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if not value or value == DEV_SECRET or len(value) < 32:
                 problems.append(f"{name.upper()} (at least 32 random characters)")
-        for name in ("database_url", "redis_url"):
-            if not getattr(self, name):
-                problems.append(name.upper())
+        if not (self.database_url or self.app_database_url):
+            problems.append("APP_DATABASE_URL (or DATABASE_URL)")
+        if not self.redis_url:
+            problems.append("REDIS_URL")
         if problems:
             raise InsecureSettings(
                 f"refusing to start in {self.environment!r}: set " + ", ".join(problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -47,4 +48,6 @@ class WorkerSettings:
     job_timeout = 300
     max_tries = 5
     health_check_interval = 30
+    # One key per pod, so `saas worker --check` reports on this worker, not any worker.
+    health_check_key = f"arq:health-check:{os.environ.get('HOSTNAME', 'local')}"
     allow_abort_jobs = True

@@ -32,7 +32,8 @@ async def require_edit(uow: UnitOfWork, principal: Principal, deal: Deal) -> Non
     if principal.role == Role.MANAGER:
         if deal.owner_id is None:
             return
-        if principal.team_id is not None and await _team_of(uow, deal.owner_id) == principal.team_id:
+        owner_team = await _team_of(uow, deal.owner_id)
+        if principal.team_id is not None and owner_team == principal.team_id:
             return
         raise Forbidden("managers edit only their team's deals")
     raise Forbidden("reps edit only their own deals")

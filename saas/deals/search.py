@@ -127,8 +127,8 @@ async def page(
         key = tuple_(expr, Deal.id)
         query = query.where(key < tuple_(value, id) if desc else key > tuple_(value, id))
     ordering = (expr.desc(), Deal.id.desc()) if desc else (expr.asc(), Deal.id.asc())
-    rows = list((await uow.session.execute(
-        query.order_by(*ordering).limit(first + 1).add_columns(expr))))
+    rows = list(await uow.session.execute(
+        query.order_by(*ordering).limit(first + 1).add_columns(expr)))
     deals = [r[0] for r in rows[:first]]
     cursors = [encode_cursor(r[1], r[0].id) for r in rows[:first]]
     return DealPage(deals=deals, cursors=cursors, has_next=len(rows) > first, query=base)

@@ -30,7 +30,8 @@ class DealFilterInput:
     owner_ids: list[strawberry.ID] | None = None
     team_id: strawberry.ID | None = None
     temperatures: list[Temperature] | None = None
-    labels: list[str] | None = strawberry.field(default=None, description="Deals with all of them.")
+    labels: list[str] | None = strawberry.field(
+        default=None, description="Deals with all of them.")
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
     expected_close_from: date | None = None
@@ -40,10 +41,12 @@ class DealFilterInput:
 
     def to_filter(self) -> DealFilter:
         return DealFilter(
-            pipeline_id=decode_id(self.pipeline_id, "Pipeline", field="filter.pipelineId")
-            if self.pipeline_id else None,
-            stage_ids=[decode_id(i, "Stage", field="filter.stageIds") for i in self.stage_ids or []],
-            owner_ids=[decode_id(i, "User", field="filter.ownerIds") for i in self.owner_ids or []],
+            pipeline_id=decode_id(self.pipeline_id, "Pipeline",
+                                  field="filter.pipelineId") if self.pipeline_id else None,
+            stage_ids=[decode_id(i, "Stage", field="filter.stageIds")
+                       for i in self.stage_ids or []],
+            owner_ids=[decode_id(i, "User", field="filter.ownerIds")
+                       for i in self.owner_ids or []],
             team_id=decode_id(self.team_id, "Team", field="filter.teamId")
             if self.team_id else None,
             temperatures=[t.value for t in self.temperatures or []],

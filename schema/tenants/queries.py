@@ -8,8 +8,7 @@ from strawberry.relay import GlobalID
 
 from schema.context import Info
 from schema.tenants.types import ApiKey, Me, Team, Tenant, User
-from tenants import service
-from tenants import models
+from tenants import models, service
 
 
 @strawberry.type
@@ -33,7 +32,8 @@ class TenantsQuery:
     async def tenant(self, info: Info) -> Tenant:
         principal = info.context.require_principal()
         async with info.context.uow() as uow:
-            return Tenant.from_model(await service.get_tenant(uow=uow, tenant_id=principal.tenant_id))
+            tenant = await service.get_tenant(uow=uow, tenant_id=principal.tenant_id)
+            return Tenant.from_model(tenant)
 
     @strawberry.field
     async def teams(self, info: Info) -> list[Team]:

@@ -8,7 +8,14 @@ import asyncpg
 import pytest
 from strawberry.relay import GlobalID
 
-from tests.deals.ops import CREATE_DEAL, CREATE_SEGMENT, MOVE, create_deal, default_pipeline, stage_ids
+from tests.deals.ops import (
+    CREATE_DEAL,
+    CREATE_SEGMENT,
+    MOVE,
+    create_deal,
+    default_pipeline,
+    stage_ids,
+)
 from tests.factories import TenantFactory, snapshot
 
 UPDATE = """mutation($input: UpdateDealInput!) { updateDeal(input: $input) {

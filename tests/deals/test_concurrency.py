@@ -49,7 +49,7 @@ async def test_sequence_is_gap_free_and_in_commit_order_under_concurrent_writers
 ) -> None:
     t = await tenants.create()
     async with db.unit_of_work(t.id) as uow:
-        (segment, pipeline), = await pipelines.list_segments(uow=uow)
+        (_segment, pipeline), = await pipelines.list_segments(uow=uow)
         stages = await pipelines.list_stages(uow=uow, pipeline_id=pipeline.id)
         assert await events.after(uow, after_seq=0, limit=10) == []  # a fresh tenant
     open_stages = [s.id for s in stages if s.kind == "open"]

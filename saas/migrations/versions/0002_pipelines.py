@@ -125,7 +125,8 @@ CREATE TABLE stage_events (
   seq bigint NOT NULL,
   deal_id uuid NOT NULL,
   pipeline_id uuid NOT NULL,
-  kind text NOT NULL CHECK (kind IN ('created', 'moved', 'lost', 'reopened', 'updated', 'transferred')),
+  kind text NOT NULL CHECK (
+    kind IN ('created', 'moved', 'lost', 'reopened', 'updated', 'transferred')),
   from_stage_id uuid,
   to_stage_id uuid,
   from_pipeline_id uuid,
