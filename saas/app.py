@@ -20,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
+from saas.live.factory import build_hub
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
 from schema.root import build_schema
@@ -49,6 +50,8 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(services=self.services, request=request, response=response)
         if isinstance(request, WebSocket):
+            # Strawberry stores connection_init's payload only on an existing attribute.
+            setattr(context, "connection_params", None)  # noqa: B010
             return context  # authenticated in on_ws_connect, from connection_init's payload
         try:
             context.principal = await authenticate(
@@ -122,9 +125,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = build_hub(settings, services.db)  # one Redis subscription per process
+        await hub.start()
+        services.hub = hub
+        services.db.publisher = hub.publish
         try:
             yield
         finally:
+            services.db.publisher = None
+            await hub.stop()
+            services.hub = None
             await services.redis.aclose()
             await services.db.dispose()
 

@@ -22,6 +22,7 @@ from saas.settings import Settings
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
+from schema.live.api import LiveSubscription
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
@@ -29,6 +30,7 @@ from schema.tenants.queries import TenantsQuery
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
                                ContactsMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription,)
 
 
 def _node_query() -> type:
@@ -58,9 +60,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions.append(DisableIntrospection)
     query = merge_types("Query", (_node_query(), *QUERIES))
     mutation = merge_types("Mutation", MUTATIONS)
+    subscription = merge_types("Subscription", SUBSCRIPTIONS)
     return strawberry.Schema(
         query=query,
         mutation=mutation,
+        subscription=subscription,
         extensions=extensions,
         types=[MutationError, VersionConflictError],
         config=StrawberryConfig(disable_field_suggestions=not settings.is_dev),

@@ -1,0 +1,1 @@
+"""Live boards: one Redis subscription per process, in-memory fan-out, gap fill from PostgreSQL."""

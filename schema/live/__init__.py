@@ -1,0 +1,1 @@
+"""GraphQL subscriptions for live boards and partner event feeds."""

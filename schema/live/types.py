@@ -1,0 +1,138 @@
+"""The events a live subscription delivers: one type per stage-event kind, plus a resync."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from saas.live.hub import Card
+from saas.live.stream import Delivered, Resync
+from schema.deals.types import Temperature, gid
+
+
+@strawberry.type
+class Owner:
+    id: strawberry.ID
+    name: str | None
+
+
+@strawberry.type(description="The deal's card as it is now (not as of the event).")
+class DealCard:
+    id: strawberry.ID
+    title: str
+    amount: Decimal
+    currency: str
+    temperature: Temperature
+    version: int
+    stage_id: strawberry.ID
+    pipeline_id: strawberry.ID
+    owner: Owner | None
+
+    @classmethod
+    def from_card(cls, c: Card) -> DealCard:
+        owner = (Owner(id=gid("User", c.owner_id), name=c.owner_name)  # type: ignore[arg-type]
+                 if c.owner_id else None)
+        return cls(id=gid("Deal", c.id), title=c.title,  # type: ignore[arg-type]
+                   amount=c.amount, currency=c.currency, temperature=Temperature(c.temperature),
+                   version=c.version, stage_id=gid("Stage", c.stage_id),  # type: ignore[arg-type]
+                   pipeline_id=gid("Pipeline", c.pipeline_id),  # type: ignore[arg-type]
+                   owner=owner)
+
+
+@strawberry.type(description="Who caused an event: a user, or a partner app's API key.")
+class Actor:
+    user_id: strawberry.ID | None
+    api_key_id: strawberry.ID | None
+
+
+@strawberry.interface(description="A stage event of one deal, in the tenant's log order.")
+class DealEvent:
+    cursor: str = strawberry.field(description="Resume after this (the event's seq).")
+    seq: int
+    occurred_at: datetime
+    deal_id: strawberry.ID
+    pipeline_id: strawberry.ID
+    from_stage_id: strawberry.ID | None
+    to_stage_id: strawberry.ID | None
+    amount: Decimal = strawberry.field(description="The deal's amount as of the event.")
+    currency: str
+    actor: Actor
+    deal: DealCard | None = strawberry.field(description="Null if the deal was deleted.")
+
+
+@strawberry.type
+class DealCreated(DealEvent):
+    pass
+
+
+@strawberry.type
+class DealMoved(DealEvent):
+    pass
+
+
+@strawberry.type
+class DealUpdated(DealEvent):
+    data: JSON = strawberry.field(description="What changed, as recorded in the log.")
+
+
+@strawberry.type
+class DealLost(DealEvent):
+    lost_reason: str | None
+
+
+@strawberry.type
+class DealReopened(DealEvent):
+    pass
+
+
+@strawberry.type(description="The deal moved to another pipeline (fromPipelineId -> pipelineId).")
+class DealTransferred(DealEvent):
+    from_pipeline_id: strawberry.ID | None
+
+
+@strawberry.type(description="The stream ended because the server could not keep delivering "
+                             "to this client; reload the board, or resubscribe with "
+                             "after: lastCursor.")
+class ResyncRequired:
+    reason: str
+    last_cursor: str | None
+
+
+BoardEvent = Annotated[
+    DealCreated | DealMoved | DealUpdated | DealLost | DealReopened | DealTransferred
+    | ResyncRequired,
+    strawberry.union("BoardEvent"),
+]
+
+_KIND_TYPES: dict[str, type[DealEvent]] = {
+    "created": DealCreated, "moved": DealMoved, "updated": DealUpdated, "lost": DealLost,
+    "reopened": DealReopened, "transferred": DealTransferred,
+}
+
+
+def to_graphql(item: Delivered | Resync) -> object:
+    if isinstance(item, Resync):
+        return ResyncRequired(reason=item.reason,
+                              last_cursor=str(item.last_seq) if item.last_seq else None)
+    e = item.event
+    cls = _KIND_TYPES[e.kind]
+    fields: dict[str, object] = dict(
+        cursor=str(e.seq), seq=e.seq, occurred_at=e.occurred_at,
+        deal_id=gid("Deal", e.deal_id), pipeline_id=gid("Pipeline", e.pipeline_id),
+        from_stage_id=gid("Stage", e.from_stage_id), to_stage_id=gid("Stage", e.to_stage_id),
+        amount=e.amount, currency=e.currency,
+        actor=Actor(user_id=gid("User", e.actor_user_id),
+                    api_key_id=gid("ApiKey", e.actor_api_key_id)),
+        deal=DealCard.from_card(item.card) if item.card else None,
+    )
+    if cls is DealUpdated:
+        fields["data"] = e.data
+    elif cls is DealLost:
+        fields["lost_reason"] = e.lost_reason
+    elif cls is DealTransferred:
+        fields["from_pipeline_id"] = gid("Pipeline", e.from_pipeline_id)
+    return cls(**fields)  # type: ignore[arg-type]
