@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from saas.settings import Settings
+from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
@@ -27,9 +28,10 @@ from schema.pipelines.api import PipelinesMutation, PipelinesQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
 
-QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery)
+QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
+                             AnalyticsQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
-                               ContactsMutation)
+                               ContactsMutation, AnalyticsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription,)
 
 

@@ -7,9 +7,11 @@ from typing import Any
 
 import orjson
 from arq.connections import RedisSettings
+from arq.cron import cron
 
 from saas.db import Database, create_engine
 from saas.settings import get_settings
+from workers.planfact import planfact_fanout, planfact_tenant
 
 
 def _serialize(value: Any) -> bytes:
@@ -37,8 +39,10 @@ def redis_settings() -> RedisSettings:
 class WorkerSettings:
     """Jobs are idempotent and may run more than once; payloads are JSON, never pickle."""
 
-    functions: list[Any] = []
-    cron_jobs: list[Any] = []
+    functions: list[Any] = [planfact_fanout, planfact_tenant]
+    # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
+    cron_jobs: list[Any] = [cron(planfact_fanout, weekday=0, hour=12, minute=0,
+                                 unique=True, run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()

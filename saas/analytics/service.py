@@ -1,0 +1,432 @@
+"""Funnel analytics in SQL, reconstructed from the stage-event log.
+
+Definitions (also in docs/analytics.md):
+- a *stay* is the time between an event that put a deal in a stage and the deal's next
+  stage-changing event (any kind but `updated`), or now if there is none;
+- *reached* a stage in a period: the deal entered it (created, moved, reopened, transferred
+  into it) in [from, to); counted once per deal;
+- *advanced* from a stage: after its first entry in the period, the deal entered, before
+  `to`, an open stage of higher position or any won stage; counted once per deal;
+- *time in stage*: per deal, the sum of all its stays in the stage clipped to the period
+  (a re-entry accumulates); average and median are over deals;
+- *closed in the period*: the deal's last entry into a won/lost stage coming from a stage of
+  another kind happened in [from, to), and the deal was still in that outcome at `to`;
+- amounts are never converted: every money figure is a list of {currency, amount}.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+
+from saas.db import UnitOfWork
+from saas.errors import LimitExceeded, NotFound, ValidationFailed
+
+MAX_PERIOD_DAYS = 3660
+STALE_LIMIT = 5000
+
+Money = dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which deals count: a pipeline, optionally narrowed to a team's or an owner's deals."""
+
+    pipeline_id: uuid.UUID
+    team_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"p": self.pipeline_id, "team": self.team_id, "owner": self.owner_id}
+
+
+@dataclass
+class StageCount:
+    stage_id: uuid.UUID
+    name: str
+    position: int
+    kind: str
+    count: int = 0
+    amounts: Money = field(default_factory=dict)
+
+
+@dataclass
+class StageConversion:
+    stage_id: uuid.UUID
+    name: str
+    position: int
+    kind: str
+    reached: int
+    advanced: int
+
+    @property
+    def rate(self) -> float | None:
+        if self.kind != "open" or not self.reached:
+            return None
+        return self.advanced / self.reached
+
+
+@dataclass
+class StageTime:
+    stage_id: uuid.UUID
+    name: str
+    position: int
+    deals: int
+    average_days: float | None
+    median_days: float | None
+
+
+@dataclass
+class LostReason:
+    reason: str
+    count: int
+    amounts: Money
+
+
+@dataclass
+class Outcomes:
+    won: int
+    lost: int
+    won_amounts: Money
+    average_cycle_days: float | None
+    lost_reasons: list[LostReason]
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.won / (self.won + self.lost) if self.won + self.lost else None
+
+    def velocity(self) -> Money:
+        """Per currency: won deals x average won amount x win rate / average cycle days
+        (won deals x average amount is the won amount of that currency)."""
+        rate, cycle = self.win_rate, self.average_cycle_days
+        if rate is None or not cycle:
+            return {}
+        factor = Decimal(str(rate)) / Decimal(str(cycle))
+        return {c: a * factor for c, a in self.won_amounts.items()}
+
+
+@dataclass
+class Bottleneck:
+    stage_id: uuid.UUID
+    name: str
+    position: int
+    inflow: int
+    outflow: int
+    median_days: float | None
+    previous_median_days: float | None
+    reasons: list[str]
+
+    @property
+    def net_inflow(self) -> int:
+        return self.inflow - self.outflow
+
+    @property
+    def median_growth_days(self) -> float | None:
+        if self.median_days is None or self.previous_median_days is None:
+            return None
+        return self.median_days - self.previous_median_days
+
+
+@dataclass
+class StaleDeal:
+    deal_id: uuid.UUID
+    title: str
+    owner_id: uuid.UUID | None
+    owner_name: str | None
+    stage_id: uuid.UUID
+    stage_name: str
+    rotting_days: int
+    days_in_stage: float
+    amount: Decimal
+    currency: str
+
+    @property
+    def days_overdue(self) -> float:
+        return self.days_in_stage - self.rotting_days
+
+
+# Deals in scope (owner / team of the current owner) that ever touched the pipeline.
+_SCOPE = """
+scope AS (
+  SELECT d.id FROM deals d LEFT JOIN users u ON u.id = d.owner_id
+  WHERE d.id IN (SELECT deal_id FROM stage_events WHERE pipeline_id = :p)
+    AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+    AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
+),
+ev AS (
+  SELECT e.deal_id, e.seq, e.kind, e.from_stage_id, e.to_stage_id AS stage_id, e.amount,
+         e.currency, e.lost_reason, e.occurred_at,
+         lead(e.occurred_at) OVER (PARTITION BY e.deal_id ORDER BY e.seq) AS left_at
+  FROM stage_events e JOIN scope s ON s.id = e.deal_id
+  WHERE e.kind <> 'updated'
+),
+st AS (SELECT id, name, position, kind, probability FROM stages WHERE pipeline_id = :p)
+"""
+
+
+def _check_period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed("period bounds need a time zone", field="period")
+    if end <= start:
+        raise ValidationFailed("period end must be after its start", field="period.to")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise LimitExceeded(f"a period is at most {MAX_PERIOD_DAYS} days", field="period")
+
+
+async def check_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID) -> None:
+    found = await uow.session.execute(text("SELECT 1 FROM pipelines WHERE id = :p"),
+                                      {"p": pipeline_id})
+    if found.scalar_one_or_none() is None:
+        raise NotFound("pipeline not found", field="pipelineId")
+
+
+async def _now(uow: UnitOfWork) -> datetime:
+    value: datetime = (await uow.session.execute(text("SELECT now()"))).scalar_one()
+    return value
+
+
+async def funnel(*, uow: UnitOfWork, scope: Scope, as_of: datetime | None = None
+                 ) -> list[StageCount]:
+    """Deals and amounts per stage as of a moment (default now): each deal's last event at or
+    before it says where it was and for how much."""
+    await check_pipeline(uow, scope.pipeline_id)
+    as_of = as_of or await _now(uow)
+    rows = await uow.session.execute(text(f"""
+        WITH {_SCOPE},
+        last AS (
+          SELECT DISTINCT ON (e.deal_id) e.deal_id, e.pipeline_id, e.to_stage_id, e.amount,
+                 e.currency
+          FROM stage_events e JOIN scope s ON s.id = e.deal_id
+          WHERE e.occurred_at <= CAST(:as_of AS timestamptz)
+          ORDER BY e.deal_id, e.seq DESC
+        )
+        SELECT st.id, st.name, st.position, st.kind, l.currency, count(l.deal_id) AS n,
+               sum(l.amount) AS amount
+        FROM stages st LEFT JOIN last l ON l.to_stage_id = st.id AND l.pipeline_id = :p
+        WHERE st.pipeline_id = :p AND (st.archived_at IS NULL OR l.deal_id IS NOT NULL)
+        GROUP BY st.id, st.name, st.position, st.kind, l.currency
+        ORDER BY st.position, l.currency
+    """), {**scope.params(), "as_of": as_of})
+    out: dict[uuid.UUID, StageCount] = {}
+    for r in rows:
+        sc = out.setdefault(r.id, StageCount(r.id, r.name, r.position, r.kind))
+        if r.currency is not None:
+            sc.count += r.n
+            sc.amounts[r.currency.strip()] = r.amount
+    return list(out.values())
+
+
+async def conversion(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datetime
+                     ) -> list[StageConversion]:
+    _check_period(start, end)
+    await check_pipeline(uow, scope.pipeline_id)
+    rows = await uow.session.execute(text(f"""
+        WITH {_SCOPE},
+        entries AS (
+          SELECT ev.deal_id, ev.seq, ev.stage_id, st.position, st.kind
+          FROM ev JOIN st ON st.id = ev.stage_id
+          WHERE ev.occurred_at >= CAST(:f AS timestamptz)
+            AND ev.occurred_at < CAST(:t AS timestamptz)
+        ),
+        firsts AS (
+          SELECT DISTINCT ON (stage_id, deal_id) stage_id, deal_id, seq, position
+          FROM entries ORDER BY stage_id, deal_id, seq
+        ),
+        per_stage AS (
+          SELECT f.stage_id, count(*) AS reached,
+                 count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM entries x WHERE x.deal_id = f.deal_id AND x.seq > f.seq
+                     AND (x.kind = 'won' OR (x.kind = 'open' AND x.position > f.position))
+                 )) AS advanced
+          FROM firsts f GROUP BY f.stage_id
+        )
+        SELECT st.id, st.name, st.position, st.kind,
+               coalesce(ps.reached, 0) AS reached, coalesce(ps.advanced, 0) AS advanced
+        FROM st LEFT JOIN per_stage ps ON ps.stage_id = st.id
+        JOIN stages s2 ON s2.id = st.id
+        WHERE s2.archived_at IS NULL OR ps.reached IS NOT NULL
+        ORDER BY st.position
+    """), {**scope.params(), "f": start, "t": end})
+    return [StageConversion(r.id, r.name, r.position, r.kind, r.reached, r.advanced)
+            for r in rows]
+
+
+_TIME_SQL = f"""
+    WITH {_SCOPE},
+    bounds AS (SELECT CAST(:f AS timestamptz) AS f,
+                      least(CAST(:t AS timestamptz), now()) AS t),
+    stays AS (
+      SELECT ev.deal_id, ev.stage_id,
+             extract(epoch FROM least(coalesce(ev.left_at, b.t), b.t)
+                              - greatest(ev.occurred_at, b.f)) / 86400.0 AS days
+      FROM ev JOIN st ON st.id = ev.stage_id AND st.kind = 'open' CROSS JOIN bounds b
+      WHERE ev.occurred_at < b.t AND coalesce(ev.left_at, 'infinity') > b.f
+    ),
+    per_deal AS (SELECT stage_id, deal_id, sum(days) AS days FROM stays GROUP BY 1, 2)
+    SELECT st.id, st.name, st.position, count(pd.deal_id) AS deals,
+           avg(pd.days)::float8 AS average_days,
+           (percentile_cont(0.5) WITHIN GROUP (ORDER BY pd.days))::float8 AS median_days
+    FROM st LEFT JOIN per_deal pd ON pd.stage_id = st.id
+    WHERE st.kind = 'open'
+    GROUP BY st.id, st.name, st.position
+    ORDER BY st.position
+"""
+
+
+async def time_in_stage(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datetime
+                        ) -> list[StageTime]:
+    """Per open stage, over deals: average and median of the days each deal spent in it
+    during the period (all its stays summed)."""
+    _check_period(start, end)
+    await check_pipeline(uow, scope.pipeline_id)
+    rows = await uow.session.execute(text(_TIME_SQL),
+                                     {**scope.params(), "f": start, "t": end})
+    return [StageTime(r.id, r.name, r.position, r.deals, r.average_days, r.median_days)
+            for r in rows]
+
+
+async def outcomes(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datetime) -> Outcomes:
+    """Deals won and lost in the period, won amounts, cycle length, lost reasons."""
+    _check_period(start, end)
+    await check_pipeline(uow, scope.pipeline_id)
+    rows = await uow.session.execute(text(f"""
+        WITH {_SCOPE},
+        closes AS (
+          SELECT ev.deal_id, ev.seq, tk.kind AS outcome, ev.amount, ev.currency,
+                 ev.lost_reason, ev.occurred_at
+          FROM ev JOIN st tk ON tk.id = ev.stage_id AND tk.kind IN ('won', 'lost')
+          LEFT JOIN stages fk ON fk.id = ev.from_stage_id
+          WHERE fk.kind IS DISTINCT FROM tk.kind
+            AND ev.occurred_at >= CAST(:f AS timestamptz)
+            AND ev.occurred_at < CAST(:t AS timestamptz)
+        ),
+        last_close AS (
+          SELECT DISTINCT ON (deal_id) * FROM closes ORDER BY deal_id, seq DESC
+        ),
+        state_at_end AS (
+          SELECT DISTINCT ON (ev.deal_id) ev.deal_id, s.kind
+          FROM ev JOIN stages s ON s.id = ev.stage_id
+          WHERE ev.occurred_at < CAST(:t AS timestamptz)
+          ORDER BY ev.deal_id, ev.seq DESC
+        ),
+        first_event AS (
+          SELECT deal_id, min(occurred_at) AS at FROM ev GROUP BY deal_id
+        )
+        SELECT c.outcome, c.currency, c.lost_reason, count(*) AS n, sum(c.amount) AS amount,
+               sum(extract(epoch FROM c.occurred_at - fe.at) / 86400.0)::float8 AS cycle_days
+        FROM last_close c
+        JOIN state_at_end se ON se.deal_id = c.deal_id AND se.kind = c.outcome
+        JOIN first_event fe ON fe.deal_id = c.deal_id
+        GROUP BY c.outcome, c.currency, c.lost_reason
+    """), {**scope.params(), "f": start, "t": end})
+    won = lost = 0
+    cycle_sum = 0.0
+    won_amounts: Money = defaultdict(Decimal)
+    reasons: dict[str, LostReason] = {}
+    for r in rows:
+        currency = r.currency.strip()
+        if r.outcome == "won":
+            won += r.n
+            cycle_sum += r.cycle_days
+            won_amounts[currency] += r.amount
+        else:
+            lost += r.n
+            reason = r.lost_reason or "(none)"
+            lr = reasons.setdefault(reason, LostReason(reason, 0, {}))
+            lr.count += r.n
+            lr.amounts[currency] = lr.amounts.get(currency, Decimal(0)) + r.amount
+    ordered = sorted(reasons.values(), key=lambda x: (-x.count, x.reason))
+    return Outcomes(won, lost, dict(won_amounts), cycle_sum / won if won else None, ordered)
+
+
+async def weighted_value(*, uow: UnitOfWork, scope: Scope) -> tuple[Money, Money]:
+    """(weighted, unweighted) value of the open deals now in the pipeline, per currency."""
+    await check_pipeline(uow, scope.pipeline_id)
+    rows = await uow.session.execute(text("""
+        SELECT d.currency, sum(d.amount * coalesce(d.probability_override, st.probability))
+                 AS weighted, sum(d.amount) AS total
+        FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'open'
+        LEFT JOIN users u ON u.id = d.owner_id
+        WHERE d.pipeline_id = :p
+          AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+          AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
+        GROUP BY d.currency ORDER BY d.currency
+    """), scope.params())
+    weighted: Money = {}
+    total: Money = {}
+    for r in rows:
+        weighted[r.currency.strip()] = r.weighted.quantize(Decimal("0.01"))
+        total[r.currency.strip()] = r.total
+    return weighted, total
+
+
+async def bottlenecks(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datetime
+                      ) -> list[Bottleneck]:
+    """Open stages whose inflow exceeded their outflow in the period, or whose median time in
+    stage grew against the previous period of equal length. Ranked by net inflow, then by
+    median growth (both descending)."""
+    _check_period(start, end)
+    await check_pipeline(uow, scope.pipeline_id)
+    flows = await uow.session.execute(text(f"""
+        WITH {_SCOPE},
+        period AS (SELECT * FROM ev WHERE occurred_at >= CAST(:f AS timestamptz)
+                                      AND occurred_at < CAST(:t AS timestamptz))
+        SELECT st.id,
+               (SELECT count(*) FROM period WHERE stage_id = st.id) AS inflow,
+               (SELECT count(*) FROM period WHERE from_stage_id = st.id
+                  AND stage_id IS DISTINCT FROM st.id) AS outflow
+        FROM st WHERE st.kind = 'open'
+    """), {**scope.params(), "f": start, "t": end})
+    flow = {r.id: (r.inflow, r.outflow) for r in flows}
+    now_t = {t.stage_id: t for t in await time_in_stage(
+        uow=uow, scope=scope, start=start, end=end)}
+    prev_t = {t.stage_id: t for t in await time_in_stage(
+        uow=uow, scope=scope, start=start - (end - start), end=start)}
+    found = []
+    for stage_id, t in now_t.items():
+        inflow, outflow = flow.get(stage_id, (0, 0))
+        prev = prev_t.get(stage_id)
+        b = Bottleneck(stage_id, t.name, t.position, inflow, outflow, t.median_days,
+                       prev.median_days if prev else None, [])
+        if b.net_inflow > 0:
+            b.reasons.append("inflow_exceeds_outflow")
+        growth = b.median_growth_days
+        if growth is not None and growth > 0:
+            b.reasons.append("time_in_stage_grew")
+        if b.reasons:
+            found.append(b)
+    found.sort(key=lambda b: (-b.net_inflow, -(b.median_growth_days or 0.0), b.position))
+    return found
+
+
+async def stale_deals(*, uow: UnitOfWork, pipeline_id: uuid.UUID | None = None,
+                      team_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None,
+                      now: datetime | None = None) -> list[StaleDeal]:
+    """Open deals whose time in their current stage exceeds the stage's rotting_days,
+    ordered by owner, then most overdue first."""
+    rows = await uow.session.execute(text("""
+        SELECT d.id, d.title, d.owner_id, u.name AS owner_name, st.id AS stage_id,
+               st.name AS stage_name, st.rotting_days, d.amount, d.currency,
+               (extract(epoch FROM coalesce(CAST(:now AS timestamptz), now())
+                                   - d.stage_entered_at) / 86400.0)::float8 AS days_in
+        FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'open'
+        LEFT JOIN users u ON u.id = d.owner_id
+        WHERE st.rotting_days IS NOT NULL
+          AND d.stage_entered_at + st.rotting_days * interval '1 day'
+              < coalesce(CAST(:now AS timestamptz), now())
+          AND (CAST(:p AS uuid) IS NULL OR d.pipeline_id = CAST(:p AS uuid))
+          AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+          AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
+        ORDER BY u.name NULLS LAST, d.owner_id,
+                 d.stage_entered_at + st.rotting_days * interval '1 day', d.id
+        LIMIT :limit
+    """), {"p": pipeline_id, "owner": owner_id, "team": team_id, "now": now,
+           "limit": STALE_LIMIT})
+    return [StaleDeal(r.id, r.title, r.owner_id, r.owner_name, r.stage_id, r.stage_name,
+                      r.rotting_days, r.days_in, r.amount, r.currency.strip()) for r in rows]
