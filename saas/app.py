@@ -96,12 +96,12 @@ async def readyz(request: Request) -> Response:
         async with services.db.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
         checks["postgres"] = "ok"
-    except Exception as e:  # noqa: BLE001 - readiness reports any failure
+    except Exception as e:
         checks["postgres"] = f"error: {type(e).__name__}"
     try:
         await services.redis.ping()
         checks["redis"] = "ok"
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         checks["redis"] = f"error: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             services.db.publisher = None
             await hub.stop()
             services.hub = None
+            await services.close()
             await services.redis.aclose()
             await services.db.dispose()
 

@@ -91,7 +91,7 @@ def cmd_worker(settings: Settings, *, check: bool) -> int:
     from workers.settings import WorkerSettings
 
     if check:
-        return asyncio.run(check_health(WorkerSettings))  # type: ignore[arg-type]
+        return check_health(WorkerSettings)  # type: ignore[arg-type]
     run_worker(WorkerSettings)  # type: ignore[arg-type]
     return 0
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
 
+    arq_queue_name: str = "arq:queue"
+    job_timeout_seconds: int = 300
     db_pool_size: int = 10
     db_max_overflow: int = 10
     log_level: str = "INFO"

@@ -26,6 +26,20 @@ class Services:
     db: Database
     redis: Any = None
     hub: Any = None  # the live event hub (subscriptions), once started
+    _queue: Any = None
+
+    async def queue(self) -> Any:
+        """The arq pool for enqueueing jobs, opened on first use."""
+        if self._queue is None:
+            from saas import jobs
+
+            self._queue = await jobs.connect(self.settings)
+        return self._queue
+
+    async def close(self) -> None:
+        if self._queue is not None:
+            await self._queue.aclose()
+            self._queue = None
 
 
 @dataclass

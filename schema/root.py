@@ -23,15 +23,16 @@ from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
+from schema.forecasting.api import ForecastingMutation, ForecastingQuery
 from schema.live.api import LiveSubscription
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
-                             AnalyticsQuery)
+                             AnalyticsQuery, ForecastingQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
-                               ContactsMutation, AnalyticsMutation)
+                               ContactsMutation, AnalyticsMutation, ForecastingMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription,)
 
 

@@ -78,6 +78,8 @@ def settings(owner_url: str, server_urls: tuple[str, str]) -> Settings:
         redis_url=server_urls[1],
         jwt_secret=TEST_SECRET,
         unsubscribe_secret=TEST_SECRET,
+        # Each run gets its own queue, so runs sharing one Redis never take each other's jobs.
+        arq_queue_name=f"arq:test:{uuid.uuid4().hex[:8]}",
     )
 
 

@@ -5,21 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import orjson
 from arq.connections import RedisSettings
 from arq.cron import cron
 
+from saas import jobs
 from saas.db import Database, create_engine
 from saas.settings import get_settings
+from workers.forecast import nightly_forecast, nightly_forecasts, run_forecast
 from workers.planfact import planfact_fanout, planfact_tenant
-
-
-def _serialize(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
-def _deserialize(data: bytes) -> Any:
-    return orjson.loads(data)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -33,23 +26,27 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def redis_settings() -> RedisSettings:
-    return RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379/0")
+    return jobs.redis_settings(get_settings())
 
 
 class WorkerSettings:
     """Jobs are idempotent and may run more than once; payloads are JSON, never pickle."""
 
-    functions: list[Any] = [planfact_fanout, planfact_tenant]
+    functions: list[Any] = [planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts,
+                            nightly_forecast]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
     cron_jobs: list[Any] = [cron(planfact_fanout, weekday=0, hour=12, minute=0,
-                                 unique=True, run_at_startup=False)]
+                                 unique=True, run_at_startup=False),
+                          cron(nightly_forecasts, hour=2, minute=0, unique=True,
+                               run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()
-    job_serializer = staticmethod(_serialize)
-    job_deserializer = staticmethod(_deserialize)
+    job_serializer = staticmethod(jobs.serialize)
+    job_deserializer = staticmethod(jobs.deserialize)
     max_jobs = 10
-    job_timeout = 300
+    job_timeout = get_settings().job_timeout_seconds
+    queue_name = get_settings().arq_queue_name
     max_tries = 5
     health_check_interval = 30
     # One key per pod, so `saas worker --check` reports on this worker, not any worker.

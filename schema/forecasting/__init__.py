@@ -1,0 +1,1 @@
+"""GraphQL API of forecasts: request, read, backtest."""

@@ -1,0 +1,143 @@
+"""Types, queries and mutations of forecasts."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from saas.errors import NotFound
+from saas.forecasting import service
+from schema.context import Info
+from schema.errors import UserError
+from schema.mutations import payload
+from schema.nodes import decode_id
+
+
+@strawberry.enum
+class ForecastStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None:
+    return strawberry.ID(str(relay.GlobalID(type_name, str(id)))) if id else None
+
+
+@strawberry.type
+class Forecast(relay.Node):
+    id: relay.NodeID[str]
+    pipeline_id: strawberry.ID
+    horizon_months: int
+    team_id: strawberry.ID | None
+    owner_id: strawberry.ID | None
+    status: ForecastStatus
+    attempts: int
+    error: str | None = strawberry.field(description="Why it failed, in words.")
+    result: JSON | None = strawberry.field(
+        description="Per horizon: stage occupancy, expected won count with an 80% band, "
+                    "expected won amount per currency; per owner; the transition matrix.")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_record(cls, r: service.ForecastRecord) -> Forecast:
+        return cls(id=str(r.id), pipeline_id=gid("Pipeline", r.pipeline_id),  # type: ignore[arg-type]
+                   horizon_months=r.horizon_months, team_id=gid("Team", r.team_id),
+                   owner_id=gid("User", r.owner_id), status=ForecastStatus(r.status),
+                   attempts=r.attempts, error=r.error, result=r.result,
+                   created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Forecast | None]:
+        out: list[Forecast | None] = []
+        async with info.context.uow() as uow:
+            for i in node_ids:
+                try:
+                    out.append(cls.from_record(await service.get(uow=uow,
+                                                                 forecast_id=uuid.UUID(i))))
+                except NotFound:
+                    out.append(None)
+        return out
+
+
+@strawberry.type
+class ForecastPayload:
+    forecast: Forecast | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ForecastAccuracy:
+    horizon: int
+    predicted_won_count: float
+    actual_won_count: float
+    predicted_won_amount: float
+    actual_won_amount: float
+    occupancy_mean_absolute_error: float
+    won_count_within_band: bool
+
+
+@strawberry.input
+class RequestForecastInput:
+    pipeline_id: strawberry.ID
+    horizon_months: int = 3
+    team_id: strawberry.ID | None = None
+    owner_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class ForecastingQuery:
+    @strawberry.field(description="A pipeline's forecasts, newest first.")
+    async def forecasts(self, info: Info, pipeline_id: strawberry.ID,
+                        first: int = 20) -> list[Forecast]:
+        pid = decode_id(pipeline_id, "Pipeline", field="pipelineId")
+        async with info.context.uow() as uow:
+            records = await service.list_for_pipeline(uow=uow, pipeline_id=pid, limit=first)
+        return [Forecast.from_record(r) for r in records]
+
+    @strawberry.field(description="Backtest: the model as of a past date, using only events "
+                                  "before it, against what happened; one row per horizon.")
+    async def forecast_accuracy(self, info: Info, pipeline_id: strawberry.ID, as_of: datetime,
+                                horizon: int = 3) -> list[ForecastAccuracy]:
+        pid = decode_id(pipeline_id, "Pipeline", field="pipelineId")
+        async with info.context.uow() as uow:
+            r = await service.accuracy(uow=uow, pipeline_id=pid, as_of=as_of, horizon=horizon)
+        return [ForecastAccuracy(
+            horizon=h + 1, predicted_won_count=r["predictedWonCount"][h],
+            actual_won_count=r["actualWonCount"][h],
+            predicted_won_amount=r["predictedWonAmount"][h],
+            actual_won_amount=r["actualWonAmount"][h],
+            occupancy_mean_absolute_error=r["occupancyMeanAbsoluteError"][h],
+            won_count_within_band=r["wonCountWithinBand"][h]) for h in range(horizon)]
+
+
+@strawberry.type
+class ForecastingMutation:
+    @strawberry.mutation(description="Queue a forecast; a worker computes it. The same "
+                                     "request while one is pending returns that one.")
+    async def request_forecast(self, info: Info, input: RequestForecastInput) -> ForecastPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> ForecastPayload:
+            pid = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
+            team = decode_id(input.team_id, "Team", field="teamId") if input.team_id else None
+            owner = decode_id(input.owner_id, "User", field="ownerId") if input.owner_id else None
+            queue = await info.context.services.queue()
+            async with info.context.uow() as uow:
+                record = await service.request(
+                    uow=uow, principal=principal, queue=queue, pipeline_id=pid,
+                    horizon_months=input.horizon_months, team_id=team, owner_id=owner)
+            return ForecastPayload(forecast=Forecast.from_record(record))
+
+        return await payload(ForecastPayload, act)
