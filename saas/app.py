@@ -9,7 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from asgi_correlation_id import CorrelationIdMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -21,6 +24,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
 from saas.live.factory import build_hub
+from saas.observability import context as observed
+from saas.observability.access import AccessLog
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
 from schema.root import build_schema
@@ -50,8 +55,6 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(services=self.services, request=request, response=response)
         if isinstance(request, WebSocket):
-            # Strawberry stores connection_init's payload only on an existing attribute.
-            setattr(context, "connection_params", None)  # noqa: B010
             return context  # authenticated in on_ws_connect, from connection_init's payload
         try:
             context.principal = await authenticate(
@@ -62,6 +65,8 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         except Unauthenticated as e:
             context.auth_error = e
+        if context.principal is not None:
+            observed.tenant_id.set(str(context.principal.tenant_id))
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -81,6 +86,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if principal is None:
             raise ConnectionRejectionError({"message": "authentication required"})
         context.principal = principal
+        observed.tenant_id.set(str(principal.tenant_id))
         return None
 
 
@@ -105,6 +111,11 @@ async def readyz(request: Request) -> Response:
         checks["redis"] = f"error: {type(e).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the ingress does not expose this path publicly."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -145,7 +156,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
         ],
+        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
+                    Middleware(AccessLog)],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -69,9 +69,17 @@ async def _provision(settings: Settings, name: str, slug: str | None, email: str
         await db.dispose()
 
 
+def _configure_logging(settings: Settings) -> None:
+    if settings.log_json:
+        from saas.observability import logs
+
+        logs.configure(settings.log_level)
+
+
 def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
     import uvicorn
 
+    _configure_logging(settings)
     uvicorn.run(
         "saas.app:create_app",
         factory=True,
@@ -81,6 +89,8 @@ def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
         http="httptools",
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         log_level=settings.log_level.lower(),
+        log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+        access_log=not settings.log_json,
         reload=reload,
     )
 
@@ -92,6 +102,7 @@ def cmd_worker(settings: Settings, *, check: bool) -> int:
 
     if check:
         return check_health(WorkerSettings)  # type: ignore[arg-type]
+    _configure_logging(settings)
     run_worker(WorkerSettings)  # type: ignore[arg-type]
     return 0
 

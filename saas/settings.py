@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     log_level: str = "INFO"
+    log_json: bool = True
+    worker_metrics_port: int = 0  # >0: the worker serves /metrics on this port
     host: str = "127.0.0.1"
     port: int = 8000
     otel_exporter_otlp_endpoint: str | None = None

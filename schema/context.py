@@ -52,6 +52,8 @@ class Context:
     principal: Principal | None = None
     auth_error: Unauthenticated | None = None
     loaders: dict[str, Any] = field(default_factory=dict)
+    # graphql-transport-ws: strawberry stores connection_init's payload here.
+    connection_params: dict[str, Any] | None = None
 
     @property
     def db(self) -> Database:

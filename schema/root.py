@@ -25,6 +25,7 @@ from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
 from schema.forecasting.api import ForecastingMutation, ForecastingQuery
 from schema.live.api import LiveSubscription
+from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
@@ -52,6 +53,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories, not instances: extensions hold per-request state. The caches live at
     # module level in strawberry, so they are shared across requests anyway.
     extensions: list[Callable[[], SchemaExtension]] = [
+        Observe,  # first, so it sees errors after DomainErrors mapped them
         DomainErrors,
         lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),

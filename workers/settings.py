@@ -7,9 +7,11 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.cron import cron
+from prometheus_client import start_http_server
 
 from saas import jobs
 from saas.db import Database, create_engine
+from saas.observability.metrics import measured
 from saas.settings import get_settings
 from workers.forecast import nightly_forecast, nightly_forecasts, run_forecast
 from workers.planfact import planfact_fanout, planfact_tenant
@@ -18,6 +20,8 @@ from workers.planfact import planfact_fanout, planfact_tenant
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     ctx["settings"] = settings
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
     ctx["db"] = Database(create_engine(settings.resolved_app_database_url(), pool_size=5))
 
 
@@ -32,12 +36,13 @@ def redis_settings() -> RedisSettings:
 class WorkerSettings:
     """Jobs are idempotent and may run more than once; payloads are JSON, never pickle."""
 
-    functions: list[Any] = [planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts,
-                            nightly_forecast]
+    # Every job is timed and its failures counted (saas_job_* series).
+    functions: list[Any] = [measured(job) for job in (
+        planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast)]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
-    cron_jobs: list[Any] = [cron(planfact_fanout, weekday=0, hour=12, minute=0,
+    cron_jobs: list[Any] = [cron(measured(planfact_fanout), weekday=0, hour=12, minute=0,
                                  unique=True, run_at_startup=False),
-                          cron(nightly_forecasts, hour=2, minute=0, unique=True,
+                          cron(measured(nightly_forecasts), hour=2, minute=0, unique=True,
                                run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from saas.db import Database
 from saas.deals import events as event_log
 from saas.deals.models import Deal, StageEvent
+from saas.observability.metrics import LIVE_WAKEUPS, WS_SUBSCRIPTIONS
 from tenants.models import User
 
 log = logging.getLogger("saas.live")
@@ -137,11 +138,13 @@ class Hub:
     def subscribe(self, tenant_id: uuid.UUID, pipeline_id: uuid.UUID | None) -> Subscriber:
         sub = Subscriber(tenant_id, pipeline_id, asyncio.Queue(maxsize=self.queue_size))
         self._subs.setdefault(tenant_id, set()).add(sub)
+        WS_SUBSCRIPTIONS.inc()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.tenant_id)
-        if subs is not None:
+        if subs is not None and sub in subs:
+            WS_SUBSCRIPTIONS.dec()
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.tenant_id]
@@ -160,6 +163,7 @@ class Hub:
             return
         for sub in tuple(self._subs.get(tenant, ())):
             if sub.wants(message):
+                LIVE_WAKEUPS.inc()
                 sub.notify(seq)
 
     def catch_up_all(self) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from saas.deals.models import StageEvent
 from saas.errors import NotFound
 from saas.live.hub import CATCH_UP, Card, Hub
+from saas.observability.metrics import EVENTS_FANNED_OUT
 from saas.pipelines.models import Pipeline
 from tenants.principal import Principal
 
@@ -105,6 +106,7 @@ async def stream(
                         continue
                     last = event.seq
                     covered = max(covered, last)
+                    EVENTS_FANNED_OUT.inc()
                     yield Delivered(event, batch.cards.get(event.deal_id))
                 if len(batch.events) < hub.page_size:
                     break

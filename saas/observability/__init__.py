@@ -1,0 +1,1 @@
+"""Structured JSON logs with request context, and Prometheus metrics."""

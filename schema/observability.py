@@ -1,0 +1,34 @@
+"""A schema extension that names the operation for logs and records its metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from saas.observability import context
+from saas.observability.metrics import GRAPHQL_DURATION, GRAPHQL_ERRORS, operation_label
+
+
+class Observe(SchemaExtension):
+    """Outermost extension: sees errors after DomainErrors gave them their codes."""
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            ec = self.execution_context
+            name = operation_label(ec.operation_name)
+            context.operation.set(name)
+            kind = ec.operation_type.value if ec.operation_type else "unknown"
+            if kind != "subscription":  # a subscription's duration is its lifetime
+                GRAPHQL_DURATION.labels(name, kind).observe(time.perf_counter() - start)
+            for error in getattr(ec.result, "errors", None) or []:
+                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION")
+                GRAPHQL_ERRORS.labels(str(code)).inc()
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        context.operation.set(operation_label(self.execution_context.operation_name))
