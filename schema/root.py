@@ -23,7 +23,11 @@ from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
-from schema.forecasting.api import ForecastingMutation, ForecastingQuery
+from schema.forecasting.api import (
+    ForecastingMutation,
+    ForecastingQuery,
+    ForecastingSubscription,
+)
 from schema.live.api import LiveSubscription
 from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
@@ -34,7 +38,7 @@ QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQ
                              AnalyticsQuery, ForecastingQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
                                ContactsMutation, AnalyticsMutation, ForecastingMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription,)
+SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 
 def _node_query() -> type:

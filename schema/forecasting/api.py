@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 
 import strawberry
@@ -15,6 +16,7 @@ from saas.errors import NotFound
 from saas.forecasting import service
 from schema.context import Info
 from schema.errors import UserError
+from schema.live.api import errors_mapped
 from schema.mutations import payload
 from schema.nodes import decode_id
 
@@ -141,3 +143,36 @@ class ForecastingMutation:
             return ForecastPayload(forecast=Forecast.from_record(record))
 
         return await payload(ForecastPayload, act)
+
+
+POLL_SECONDS = 0.5
+
+
+async def _updates(info: Info, forecast_id: uuid.UUID) -> AsyncGenerator[Forecast, None]:
+    """The forecast now, then each change of status until it is done or failed.
+
+    Status lives in PostgreSQL (the worker writes it), so the subscription re-reads the row
+    by primary key every half second under the caller's tenant: simple, survives worker and
+    Redis restarts, and costs one indexed read per open subscription per tick.
+    """
+    last = None
+    while True:
+        async with info.context.uow() as uow:
+            record = await service.get(uow=uow, forecast_id=forecast_id)
+        if record.status != last:
+            last = record.status
+            yield Forecast.from_record(record)
+        if record.status in ("done", "failed"):
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@strawberry.type
+class ForecastingSubscription:
+    @strawberry.subscription(description="The forecast's status changes, ending when it is "
+                                         "done or failed.")
+    async def forecast_updated(self, info: Info,
+                               id: strawberry.ID) -> AsyncGenerator[Forecast, None]:
+        forecast_id = decode_id(id, "Forecast", field="id")
+        async for item in errors_mapped(_updates(info, forecast_id)):
+            yield item  # type: ignore[misc]

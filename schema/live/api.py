@@ -20,7 +20,7 @@ from schema.nodes import decode_id
 log = logging.getLogger("schema.live")
 
 
-async def _errors_mapped(items: AsyncIterator[object]) -> AsyncIterator[object]:
+async def errors_mapped(items: AsyncIterator[object]) -> AsyncIterator[object]:
     """Domain errors with their `extensions.code`, anything else as 'internal error'.
 
     (The DomainErrors extension maps errors of queries and mutations; a subscription's
@@ -84,7 +84,7 @@ class LiveSubscription:
                                          "then live; ordered by seq, each exactly once.")
     async def board_events(self, info: Info, pipeline_id: strawberry.ID,
                            after: str | None = None) -> AsyncGenerator[BoardEvent, None]:
-        async for item in _errors_mapped(_board(info, pipeline_id, after)):
+        async for item in errors_mapped(_board(info, pipeline_id, after)):
             yield item  # type: ignore[misc]
 
     @strawberry.subscription(description="The tenant's deal events (optionally one pipeline's "
@@ -93,5 +93,5 @@ class LiveSubscription:
                           pipeline_id: strawberry.ID | None = None,
                           kinds: list[StageEventKind] | None = None,
                           ) -> AsyncGenerator[BoardEvent, None]:
-        async for item in _errors_mapped(_deal_events(info, after, pipeline_id, kinds)):
+        async for item in errors_mapped(_deal_events(info, after, pipeline_id, kinds)):
             yield item  # type: ignore[misc]

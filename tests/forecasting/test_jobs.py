@@ -215,3 +215,41 @@ async def test_worker_killed_mid_job_is_retried_and_stores_one_result(
     rows = await owner_conn.fetch("SELECT status, attempts, result IS NOT NULL AS has_result "
                                   "FROM forecasts WHERE tenant_id = $1", t.id)
     assert [dict(r) for r in rows] == [{"status": "done", "attempts": 1, "has_result": True}]
+
+
+async def test_forecast_updated_subscription_pushes_status_until_done(
+    tenants: TenantFactory, settings: Settings, db: Database, app: Any,
+) -> None:
+    from schema.context import Context
+    from schema.root import build_schema
+
+    a = await tenants.create()
+    b = await tenants.create()
+    pipeline = await default_pipeline(a.admin_caller)
+    gid = (await a.admin_caller.ok(REQUEST, p=pipeline["id"], h=1)
+           )["requestForecast"]["forecast"]["id"]
+    schema = build_schema(settings)
+    query = "subscription($id: ID!) { forecastUpdated(id: $id) { status result } }"
+
+    async def statuses(principal: Any) -> list[Any]:
+        context = Context(services=app.state.services, principal=principal)
+        stream = await schema.subscribe(query, variable_values={"id": gid},
+                                        context_value=context)
+        seen: list[Any] = []
+        worker = None
+        async for result in stream:  # type: ignore[union-attr]
+            if result.errors:
+                return [e.extensions for e in result.errors]
+            seen.append(result.data["forecastUpdated"]["status"])
+            if worker is None:
+                worker = asyncio.create_task(run_burst_worker(settings, db))
+        if worker is not None:
+            await worker
+        return seen
+
+    mine = await statuses(a.admin)
+    theirs = await statuses(b.admin)
+
+    assert mine[0] == "QUEUED" and mine[-1] == "DONE"
+    assert set(mine) <= {"QUEUED", "RUNNING", "DONE"} and len(mine) == len(set(mine))
+    assert theirs == [{"code": "NOT_FOUND", "field": "id"}]
