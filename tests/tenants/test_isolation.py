@@ -201,3 +201,23 @@ async def test_unit_of_work_tenant_is_transaction_local(tenants: TenantFactory, 
                 text("SELECT coalesce(current_setting('app.tenant_id', true), '')"))).scalar_one())
     assert inside == str(t.id)
     assert seen == {""}
+
+
+async def test_every_tenant_table_primary_key_leads_with_tenant_id(
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """Citus readiness: each tenant table can be distributed by tenant_id and co-located
+    (primary key, unique constraints and foreign keys all carry it; the last two are checked
+    above)."""
+    tables = await tenant_tables(owner_conn)
+    rows = await owner_conn.fetch(
+        """
+        SELECT t.relname AS table,
+               array(SELECT a.attname FROM unnest(c.conkey) k
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k) AS cols
+        FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+        WHERE c.contype = 'p' AND t.relname = ANY($1::text[])
+        """, tables)
+    with_pk = {r["table"]: list(r["cols"]) for r in rows}
+    assert sorted(with_pk) == sorted(tables), "every tenant table needs a primary key"
+    assert {t: cols[0] for t, cols in with_pk.items()} == {t: "tenant_id" for t in tables}
