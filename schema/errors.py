@@ -70,9 +70,10 @@ class DomainErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
+        errors = getattr(result, "errors", None) if result is not None else None
+        if not errors:
             return
-        result.errors = [self._map(e) for e in result.errors]
+        result.errors = [self._map(e) for e in errors]  # type: ignore[union-attr]
 
     @staticmethod
     def _map(error: GraphQLError) -> GraphQLError:

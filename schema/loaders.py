@@ -21,7 +21,8 @@ def by_id(info: Info, model: Any) -> DataLoader[uuid.UUID, Any]:
         async def load(ids: list[uuid.UUID]) -> list[Any]:
             async with context.uow() as uow:
                 rows = await uow.session.execute(select(model).where(model.id.in_(ids)))
-                found = {r.id: r for r in rows.scalars()}
+                items: list[Any] = list(rows.scalars())
+                found: dict[uuid.UUID, Any] = {r.id: r for r in items}
             return [found.get(i) for i in ids]
 
         loaders[key] = DataLoader(load_fn=load)

@@ -58,12 +58,12 @@ async def nightly_forecasts(ctx: dict[str, Any]) -> int:
     db: Database = ctx["db"]
     day = datetime.now(UTC).date().isoformat()
     async with db.unit_of_work(None) as uow:
-        tenant_ids = list((await uow.session.execute(
+        tenant_ids: list[uuid.UUID] = list((await uow.session.execute(
             text("SELECT id FROM tenants ORDER BY id"))).scalars())
     count = 0
     for tenant_id in tenant_ids:
         async with db.unit_of_work(tenant_id) as uow:
-            pipeline_ids = list((await uow.session.execute(
+            pipeline_ids: list[uuid.UUID] = list((await uow.session.execute(
                 text("SELECT id FROM pipelines ORDER BY id"))).scalars())
         for pipeline_id in pipeline_ids:
             await ctx["redis"].enqueue_job(

@@ -9,7 +9,7 @@ from sqlalchemy import func
 
 from saas.db import UnitOfWork
 from saas.deals import events
-from saas.deals.models import Deal
+from saas.deals.models import Deal, StageEvent
 from saas.deals.permissions import require_edit
 from saas.deals.service import check_version, get
 from saas.errors import InvalidStage, ValidationFailed
@@ -53,7 +53,7 @@ async def _target(uow: UnitOfWork, stage_id: uuid.UUID, pipeline_id: uuid.UUID) 
 async def move(
     *, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID, to_stage_id: uuid.UUID,
     expected_version: int, lost_reason: str | None = None,
-) -> tuple[Deal, events.StageEvent]:
+) -> tuple[Deal, StageEvent]:
     """Move a deal within its pipeline, checking its version; appends the stage event."""
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
@@ -79,7 +79,7 @@ async def transfer(
     *, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID, to_pipeline_id: uuid.UUID,
     expected_version: int, to_stage_id: uuid.UUID | None = None,
     stage_map: Mapping[uuid.UUID, uuid.UUID] | None = None, lost_reason: str | None = None,
-) -> tuple[Deal, events.StageEvent]:
+) -> tuple[Deal, StageEvent]:
     """Move a deal to another segment's pipeline. The target stage is `to_stage_id`, else the
     mapping of its current stage, else a stage of the same name; otherwise we ask for one."""
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)

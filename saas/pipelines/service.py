@@ -203,7 +203,7 @@ async def delete_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid.
     if (count := await _deal_count(uow, stage_id)) > 0:
         raise Conflict(f"the stage holds {count} deal(s): archive it or move them first",
                        field="stageId")
-    used = (await uow.session.execute(
+    used: bool = (await uow.session.execute(
         text("SELECT EXISTS (SELECT 1 FROM stage_events WHERE to_stage_id = :s "
              "OR from_stage_id = :s)"), {"s": stage_id})).scalar_one()
     if used:

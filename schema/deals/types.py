@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry import relay
@@ -109,7 +109,8 @@ class StageEvent:
             from_pipeline_id=gid("Pipeline", e.from_pipeline_id),
             actor_user_id=gid("User", e.actor_user_id),
             actor_api_key_id=gid("ApiKey", e.actor_api_key_id),
-            amount=e.amount, currency=e.currency, lost_reason=e.lost_reason, data=e.data,
+            amount=e.amount, currency=e.currency, lost_reason=e.lost_reason,
+            data=cast(JSON, e.data),
             occurred_at=e.occurred_at,
         )
 
@@ -194,11 +195,13 @@ class Deal(relay.Node):
 
     @classmethod
     def from_model(cls, m: Any, prefetched: dict[str, Any] | None = None) -> Deal:
-        get = m.get if isinstance(m, dict) else lambda k: getattr(m, k)
+        def get(key: str) -> Any:
+            return m.get(key) if isinstance(m, dict) else getattr(m, key)
+
         return cls(
             id=str(get("id")), title=get("title"), amount=get("amount"), currency=get("currency"),
             temperature=Temperature(get("temperature")), labels=list(get("labels") or []),
-            custom_fields=get("custom_fields") or {},
+            custom_fields=cast(JSON, get("custom_fields") or {}),
             expected_close_date=get("expected_close_date"),
             probability_override=get("probability_override"), lost_reason=get("lost_reason"),
             version=get("version"), stage_entered_at=get("stage_entered_at"),

@@ -7,6 +7,7 @@ import enum
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
+from typing import cast
 
 import strawberry
 from strawberry import relay
@@ -55,7 +56,7 @@ class Forecast(relay.Node):
         return cls(id=str(r.id), pipeline_id=gid("Pipeline", r.pipeline_id),  # type: ignore[arg-type]
                    horizon_months=r.horizon_months, team_id=gid("Team", r.team_id),
                    owner_id=gid("User", r.owner_id), status=ForecastStatus(r.status),
-                   attempts=r.attempts, error=r.error, result=r.result,
+                   attempts=r.attempts, error=r.error, result=cast(JSON | None, r.result),
                    created_at=r.created_at, started_at=r.started_at, finished_at=r.finished_at)
 
     @classmethod

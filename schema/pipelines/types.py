@@ -29,7 +29,9 @@ async def _load(info: Info, model: Any, ids: Iterable[str]) -> dict[str, Any]:
     wanted = [uuid.UUID(i) for i in ids]
     async with info.context.uow() as uow:
         rows = await uow.session.execute(select(model).where(model.id.in_(wanted)))
-        return {str(r.id): r for r in rows.scalars()}
+        items: list[Any] = list(rows.scalars())
+        found: dict[str, Any] = {str(r.id): r for r in items}
+        return found
 
 
 @strawberry.type
@@ -45,11 +47,14 @@ class Stage(relay.Node):
 
     @classmethod
     def from_row(cls, m: Any) -> Stage:
-        get = m.get if isinstance(m, dict) else lambda k: getattr(m, k)
+        def get(key: str) -> Any:
+            return m[key] if isinstance(m, dict) else getattr(m, key)
+
         return cls(id=str(get("id")), pipeline_id=get("pipeline_id"), name=get("name"),
                    position=get("position"), kind=StageKind(get("kind")),
                    probability=get("probability"), rotting_days=get("rotting_days"),
-                   archived=(get("archived_at") if not isinstance(m, dict) else None) is not None)
+                   archived=m.get("archived_at") is not None if isinstance(m, dict)
+                   else m.archived_at is not None)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

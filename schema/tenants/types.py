@@ -25,7 +25,9 @@ async def _load(info: Info, model: Any, ids: Iterable[str]) -> dict[str, Any]:
     wanted = [uuid.UUID(i) for i in ids]
     async with info.context.uow() as uow:
         rows = await uow.session.execute(select(model).where(model.id.in_(wanted)))
-        return {str(r.id): r for r in rows.scalars()}
+        items: list[Any] = list(rows.scalars())
+        found: dict[str, Any] = {str(r.id): r for r in items}
+        return found
 
 
 @strawberry.type
