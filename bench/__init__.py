@@ -1,0 +1,1 @@
+"""Benchmarks and load generators (see bench/README.md); not part of the test suite."""

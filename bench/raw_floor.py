@@ -1,0 +1,140 @@
+"""The raw floor: the least a board endpoint can do on this stack, as a bare ASGI app.
+
+    python -m bench.raw_floor          # DATABASE_URL (owner URL; the app role is derived),
+                                       # JWT_SECRET, PORT; uvicorn + uvloop + httptools
+
+Per request it reads the GraphQL-shaped POST body (variables p, n), verifies the JWT like the
+API does (tenant from the token only), opens a transaction on a pooled asyncpg connection as
+the application role (RLS on), sets app.tenant_id with set_config(..., true), builds the
+whole board response -- the same JSON the GraphQL board query returns -- in ONE SQL
+statement (json_build_object / json_agg) and returns its bytes. No GraphQL, no ORM.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from saas.settings import Settings
+from tenants.credentials import principal_from_jwt
+
+# The same cards as saas/deals/board.py (LATERAL first N per stage on the board index) and
+# the same response as bench.board.QUERY, global ids included.
+FLOOR_SQL = """
+SELECT json_build_object('data', json_build_object('board', json_build_object(
+  'pipelineName', p.name,
+  'columns', COALESCE((
+    SELECT json_agg(json_build_object(
+      'stage', json_build_object(
+        'id', encode(convert_to('Stage:' || s.id::text, 'UTF8'), 'base64'),
+        'name', s.name, 'kind', upper(s.kind), 'position', s.position),
+      'dealCount', (SELECT count(*) FROM deals x WHERE x.pipeline_id = p.id AND x.stage_id = s.id),
+      'deals', COALESCE((
+        SELECT json_agg(json_build_object(
+          'id', encode(convert_to('Deal:' || d.id::text, 'UTF8'), 'base64'),
+          'title', d.title, 'amount', d.amount::text, 'currency', d.currency,
+          'version', d.version,
+          'owner', CASE WHEN u.id IS NULL THEN NULL ELSE json_build_object(
+            'id', encode(convert_to('User:' || u.id::text, 'UTF8'), 'base64'),
+            'name', u.name) END,
+          'contact', CASE WHEN c.id IS NULL THEN NULL ELSE json_build_object(
+            'id', encode(convert_to('Contact:' || c.id::text, 'UTF8'), 'base64'),
+            'name', c.name) END)
+          ORDER BY d.updated_at DESC, d.id DESC)
+        FROM (SELECT * FROM deals x WHERE x.pipeline_id = p.id AND x.stage_id = s.id
+              ORDER BY x.updated_at DESC, x.id DESC LIMIT $2) d
+        LEFT JOIN users u ON u.id = d.owner_id
+        LEFT JOIN contacts c ON c.id = d.contact_id), '[]'::json))
+      ORDER BY s.position)
+    FROM stages s WHERE s.pipeline_id = p.id AND s.archived_at IS NULL), '[]'::json))))::text
+FROM pipelines p WHERE p.id = $1
+"""
+NOT_FOUND = b'{"data":null,"errors":[{"message":"pipeline not found"}]}'
+
+
+def decode_gid(value: str) -> uuid.UUID:
+    kind, _, raw = base64.b64decode(value).decode().partition(":")
+    if kind != "Pipeline":
+        raise ValueError("not a pipeline id")
+    return uuid.UUID(raw)
+
+
+class Floor:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.pool: asyncpg.Pool | None = None
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                url = self.settings.resolved_app_database_url()
+                dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+                self.pool = await asyncpg.create_pool(
+                    dsn, min_size=self.settings.db_pool_size,
+                    max_size=self.settings.db_pool_size)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["path"] != "/graphql":
+            await _respond(send, 200, b"ok", b"text/plain")
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        authorization = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value.decode()
+        if not authorization or not authorization.startswith("Bearer "):
+            await _respond(send, 401, b'{"errors":[{"message":"authentication required"}]}')
+            return
+        principal = principal_from_jwt(self.settings, authorization[7:].strip())
+        variables = orjson.loads(body)["variables"]
+        pipeline_id = decode_gid(variables["p"])
+        assert self.pool is not None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)",
+                               str(principal.tenant_id))
+            result = await conn.fetchval(FLOOR_SQL, pipeline_id, int(variables["n"]))
+        await _respond(send, 200, result.encode() if result is not None else NOT_FOUND)
+
+
+async def _respond(send: Any, status: int, body: bytes,
+                   content_type: bytes = b"application/json") -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app() -> Floor:
+    return Floor()
+
+
+def main() -> None:
+    import uvicorn
+
+    uvicorn.run("bench.raw_floor:create_app", factory=True, host="127.0.0.1",
+                port=int(os.environ.get("PORT", "8001")), loop="uvloop", http="httptools",
+                log_level=os.environ.get("LOG_LEVEL", "warning").lower())
+
+
+if __name__ == "__main__":
+    main()
