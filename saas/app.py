@@ -21,6 +21,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from saas.campaigns import unsubscribe
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
 from saas.live.factory import build_hub
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/unsubscribe/{token}", unsubscribe.endpoint, methods=["GET", "POST"]),
         ],
         middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
                     Middleware(AccessLog)],

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    # Campaign email: the From of tenants without a sender_email; links point at the API.
+    mail_default_sender: str = "no-reply@localhost"
+    public_base_url: str = "http://127.0.0.1:8000"
+    # A claimed send not handed to SMTP within the lease is re-claimed by another worker.
+    campaign_send_lease_seconds: int = 600
+    campaign_max_send_attempts: int = 8
+    campaign_batch_size: int = 200
 
     arq_queue_name: str = "arq:queue"
     job_timeout_seconds: int = 300

@@ -20,6 +20,7 @@ from strawberry.tools import merge_types
 
 from saas.settings import Settings
 from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
+from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.errors import DomainErrors, MutationError, VersionConflictError
@@ -35,9 +36,10 @@ from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
-                             AnalyticsQuery, ForecastingQuery)
+                             AnalyticsQuery, ForecastingQuery, CampaignsQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
-                               ContactsMutation, AnalyticsMutation, ForecastingMutation)
+                               ContactsMutation, AnalyticsMutation, ForecastingMutation,
+                               CampaignsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 

@@ -13,6 +13,7 @@ from saas import jobs
 from saas.db import Database, create_engine
 from saas.observability.metrics import measured
 from saas.settings import get_settings
+from workers.campaigns import campaigns_fanout, campaigns_tenant
 from workers.forecast import nightly_forecast, nightly_forecasts, run_forecast
 from workers.planfact import planfact_fanout, planfact_tenant
 
@@ -38,11 +39,15 @@ class WorkerSettings:
 
     # Every job is timed and its failures counted (saas_job_* series).
     functions: list[Any] = [measured(job) for job in (
-        planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast)]
+        planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast,
+        campaigns_fanout, campaigns_tenant)]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
     cron_jobs: list[Any] = [cron(measured(planfact_fanout), weekday=0, hour=12, minute=0,
                                  unique=True, run_at_startup=False),
                           cron(measured(nightly_forecasts), hour=2, minute=0, unique=True,
+                               run_at_startup=False),
+                          # Every minute: one campaigns job per tenant (deterministic job id).
+                          cron(measured(campaigns_fanout), second=0, unique=True,
                                run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown

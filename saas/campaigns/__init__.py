@@ -1,0 +1,1 @@
+"""Campaigns: retention and follow-up sequences, sent by arq workers exactly once."""
