@@ -215,3 +215,34 @@ async def test_stale_deal_reminds_its_owner_and_moving_it_stops_the_reminders(
     assert len(smtp.handler.received) == 1
     [e] = await enrollments(t.admin_caller, deal=stuck["id"])
     assert (e["status"], e["stopReason"]) == ("STOPPED", "DEAL_MOVED")
+
+
+ACTIVITY = """mutation($deal: ID!, $at: DateTime!) { createActivity(input: {dealId: $deal,
+  kind: CALL, subject: "Called", doneAt: $at}) { errors { code } } }"""
+
+
+async def test_no_activity_follow_up_stops_when_an_activity_is_logged(
+    tenants: TenantFactory, mail_settings: Settings, db: Database, smtp: SmtpServer,
+    clock: Clock,
+) -> None:
+    steps = [{"delayMinutes": 0, "subject": "Still interested in {{ deal.title }}?",
+              "body": "Hi {{ contact.first_name }}"},
+             {"delayDays": 2, "subject": "Last call: {{ deal.title }}", "body": "Bye"}]
+    t, pipeline, _, _ = await _setup(tenants, "NO_ACTIVITY", steps=steps, triggerDays=7)
+    quiet, quiet_to = await _deal(t, pipeline, "Quiet")
+    busy, busy_to = await _deal(t, pipeline, "Busy")
+    clock.advance(days=7, minutes=1)
+    # Busy was called just now (in the test's time).
+    await t.admin_caller.ok(ACTIVITY, deal=busy["id"], at=clock().isoformat())
+    await run_jobs(mail_settings, db, clock, t.id)
+    await run_jobs(mail_settings, db, clock, t.id)  # reminded once per quiet spell
+    assert [r.subject for r in smtp.handler.for_recipient(quiet_to)] == [
+        "Still interested in Quiet?"]
+    assert smtp.handler.for_recipient(busy_to) == []
+    clock.advance(hours=1)
+    await t.admin_caller.ok(ACTIVITY, deal=quiet["id"], at=clock().isoformat())
+    clock.advance(days=2)
+    await run_jobs(mail_settings, db, clock, t.id)
+    assert len(smtp.handler.for_recipient(quiet_to)) == 1
+    [e] = await enrollments(t.admin_caller, deal=quiet["id"])
+    assert (e["status"], e["stopReason"]) == ("STOPPED", "ACTIVITY_LOGGED")
