@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 
 from saas.db import UnitOfWork
 from saas.deals import events
@@ -70,9 +70,29 @@ async def move(
     deal.stage_entered_at = deal.updated_at = func.now()
     await uow.session.flush()
     await uow.session.refresh(deal)
+    data = {"reengaged_by": await _reengagements(uow, deal.id)} if kind == "reopened" else None
     event = await events.append(uow, principal=principal, deal=deal, kind=kind,
-                                from_stage_id=from_stage.id)
+                                from_stage_id=from_stage.id, data=data)
     return deal, event
+
+
+_REENGAGEMENTS = text(
+    """
+    SELECT c.id, c.name,
+           (SELECT count(*) FROM campaign_sends s
+            WHERE s.enrollment_id = e.id AND s.status = 'sent') AS sent
+    FROM campaign_enrollments e JOIN campaigns c ON c.id = e.campaign_id
+    WHERE e.deal_id = :deal AND e.status = 'active' AND c.trigger = 'deal_lost'
+    ORDER BY e.enrolled_at, c.id
+    """)
+
+
+async def _reengagements(uow: UnitOfWork, deal_id: uuid.UUID) -> list[dict[str, object]]:
+    """Re-engagement campaigns running for the deal when it is reopened: kept in the event,
+    so the deal's history says which campaign brought it back."""
+    rows = await uow.session.execute(_REENGAGEMENTS, {"deal": deal_id})
+    return [{"campaign_id": str(r.id), "campaign": r.name, "messages_sent": r.sent}
+            for r in rows]
 
 
 async def transfer(

@@ -16,6 +16,7 @@ from tests.campaigns.support import (
     contact,
     create_campaign,
     enrollments,
+    raw,
     run_jobs,
 )
 from tests.deals.ops import HISTORY, create_deal, default_pipeline, move, stage_ids
@@ -70,6 +71,10 @@ async def test_replied_and_reopened_stop_and_re_engagement_shows_in_history(
         "STOPPED", "REOPENED", "C DEAL_LOST")
     history = (await admin.ok(HISTORY, id=reopened["id"]))["node"]["history"]
     assert e["convertedByEventSeq"] == history[-1]["seq"] and e["convertedAt"] is not None
+    assert history[-1]["kind"] == "REOPENED"
+    assert history[-1]["data"] == {"reengaged_by": [{
+        "campaign_id": str(raw(e["campaign"]["id"])), "campaign": "C DEAL_LOST",
+        "messages_sent": 1}]}
     # Lost again later: a new re-engagement enrollment starts (the trigger is a new event).
     await move(admin, reopened["id"], stages["Lost"], 3, reason="again")
     clock.advance(minutes=1)

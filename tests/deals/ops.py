@@ -31,7 +31,7 @@ mutation($deal: ID!, $to: ID!, $v: Int!, $reason: String) {
 }"""
 HISTORY = """
 query($id: ID!) { node(id: $id) { ... on Deal { history { seq kind fromStageId toStageId
-  lostReason amount } } } }"""
+  lostReason amount data } } } }"""
 BOARD = """
 query($p: ID!, $n: Int!) { board(pipelineId: $p, dealsPerStage: $n) {
   pipelineName columns { stage { id name kind } dealCount
