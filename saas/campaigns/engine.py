@@ -420,7 +420,7 @@ async def _claim(db: Database, settings: Settings, tenant_id: uuid.UUID,
                 body += f"\n\n--\nTo stop receiving these emails: {unsub}\n"
             sender = ctx.sender_email or settings.mail_default_sender
             domain = sender.rsplit("@", 1)[-1] or "localhost"
-            row = (await session.execute(text(
+            inserted = (await session.execute(text(
                 "INSERT INTO campaign_sends (tenant_id, id, enrollment_id, step, campaign_id, "
                 "deal_id, status, recipient, sender, subject, body, message_id, "
                 "unsubscribe_url, attempts, claimed_at) VALUES (:t, :id, :e, :p, :c, :d, "
@@ -436,8 +436,9 @@ async def _claim(db: Database, settings: Settings, tenant_id: uuid.UUID,
                  # Derived from the send key: a receiver can drop a duplicate by Message-ID.
                  "mid": f"<campaign.{e.id}.{e.next_step}@{domain}>", "unsub": unsub,
                  "now": now})).first()
-            if row is None:
+            if inserted is None:
                 return None
+            row = inserted
         return Claim(send_id=row.id, enrollment_id=e.id, step=e.next_step,
                      attempt=row.attempts, sender=row.sender, sender_name=ctx.tenant_name,
                      recipient=row.recipient, subject=row.subject, body=row.body,
@@ -538,7 +539,7 @@ async def _finish(db: Database, settings: Settings, tenant_id: uuid.UUID, claim:
 async def send_due(db: Database, settings: Settings, tenant_id: uuid.UUID, now: datetime,
                    mailer: Mailer, result: TickResult) -> None:
     async with db.unit_of_work(tenant_id) as uow:
-        due = list((await uow.session.execute(text(
+        due: list[uuid.UUID] = list((await uow.session.execute(text(
             "SELECT id FROM campaign_enrollments WHERE status = 'active' AND next_due_at <= :now "
             "ORDER BY next_due_at, id LIMIT :n"),
             {"now": now, "n": settings.campaign_batch_size})).scalars())
@@ -547,7 +548,7 @@ async def send_due(db: Database, settings: Settings, tenant_id: uuid.UUID, now: 
         if claim is None:
             continue
 
-        async def before_data(claim: Claim = claim) -> bool:
+        async def before_data(claim: Claim = claim) -> bool:  # type: ignore[assignment]
             return await _mark_delivering(db, tenant_id, claim)
 
         try:

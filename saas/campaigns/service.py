@@ -75,7 +75,8 @@ async def _ids_exist(uow: UnitOfWork, model: Any, ids: list[uuid.UUID], what: st
                      field: str) -> list[Any]:
     if not ids:
         return []
-    rows = list((await uow.session.execute(select(model).where(model.id.in_(ids)))).scalars())
+    rows: list[Any] = list(
+        (await uow.session.execute(select(model).where(model.id.in_(ids)))).scalars())
     if len(rows) != len(set(ids)):
         raise NotFound(f"{what} not found", field=field)
     return rows
@@ -292,7 +293,7 @@ async def stop_enrollments(uow: UnitOfWork, *, where: str, params: dict[str, Any
         "finished_at = :now, next_due_at = NULL "
         f"WHERE status = 'active' AND ({where}) RETURNING id"),
         {**params, "reason": reason, "now": now})
-    ids = list(rows.scalars())
+    ids: list[uuid.UUID] = list(rows.scalars())
     if ids:
         await uow.session.execute(text(
             "UPDATE campaign_sends SET status = 'cancelled', next_attempt_at = NULL "
