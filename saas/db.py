@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,6 +34,16 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: DateTime(timezone=True)}
 
 
+def _json_loads(value: str) -> Any:
+    """jsonb/json column values: orjson (several times faster than json, which matters for a
+    board's 200 custom_fields), with json's result for what orjson refuses (integers beyond
+    64 bits), so decoded values are exactly what json.loads gives."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     """An asyncpg engine; `pool_pre_ping` so a restarted PostgreSQL does not fail requests."""
     return create_async_engine(
@@ -38,6 +51,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
+        json_deserializer=_json_loads,
         # Statement cache off would cost a round trip per query; keep asyncpg's default.
     )
 

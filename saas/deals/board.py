@@ -59,10 +59,12 @@ async def load(*, uow: UnitOfWork, pipeline_id: uuid.UUID, per_stage: int) -> Bo
     """The whole board in one round trip, whatever its size."""
     if not 0 <= per_stage <= MAX_PER_STAGE:
         raise LimitExceeded(f"dealsPerStage must be 0-{MAX_PER_STAGE}", field="dealsPerStage")
-    rows = (await uow.session.execute(BOARD_SQL, {"pipeline": pipeline_id, "n": per_stage}))
+    result = await uow.session.execute(BOARD_SQL, {"pipeline": pipeline_id, "n": per_stage})
+    keys = tuple(result.keys())
     columns: dict[uuid.UUID, Column] = {}
     name = None
-    for row in rows.mappings():
+    for values in result:
+        row = dict(zip(keys, values, strict=True))
         name = row["pipeline_name"]
         column = columns.get(row["stage_id"])
         if column is None:
@@ -74,7 +76,7 @@ async def load(*, uow: UnitOfWork, pipeline_id: uuid.UUID, per_stage: int) -> Bo
                 deal_count=row["deal_count"],
             )
         if row["id"] is not None:
-            column.cards.append(dict(row))
+            column.cards.append(row)
     if name is None:
         raise NotFound("pipeline not found", field="pipelineId")
     return Board(pipeline_id=pipeline_id, pipeline_name=name, columns=list(columns.values()))

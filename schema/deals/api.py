@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from saas.deals import activities, board, custom_fields, events, moves, search
@@ -43,20 +45,28 @@ from schema.tenants.types import User
 from tenants.principal import Role
 
 
-def _card(row: dict[str, object], stage: Stage) -> Deal:
+def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object], Any]) -> Deal:
+    """A board card from its row (a fresh dict of board.load's, updated in place); owners and
+    contacts repeat across cards, so each person becomes one object shared by their cards."""
+    from schema.contacts.api import Contact
+
     owner = None
     if row["owner_id"] is not None:
-        owner = User(id=str(row["owner_id"]), email=row["owner_email"],  # type: ignore[arg-type]
-                     name=row["owner_name"], role=Role(row["owner_role"]),  # type: ignore[arg-type]
-                     team_id=None, is_active=True)
+        owner = people.get(("u", row["owner_id"]))
+        if owner is None:
+            owner = people[("u", row["owner_id"])] = User(
+                id=str(row["owner_id"]), email=row["owner_email"],  # type: ignore[arg-type]
+                name=row["owner_name"], role=Role(row["owner_role"]),  # type: ignore[arg-type]
+                team_id=None, is_active=True)
     contact = None
     if row["contact_id"] is not None:
-        from schema.contacts.api import Contact
-
-        contact = Contact(id=str(row["contact_id"]), name=row["contact_name"],  # type: ignore[arg-type]
-                          email=row["contact_email"], phone=None,  # type: ignore[arg-type]
-                          company_id=None, unsubscribed=False)
-    row = {**row, "pipeline_id": stage.pipeline_id, "stage_id": row["stage_id"]}
+        contact = people.get(("c", row["contact_id"]))
+        if contact is None:
+            contact = people[("c", row["contact_id"])] = Contact(
+                id=str(row["contact_id"]), name=row["contact_name"],  # type: ignore[arg-type]
+                email=row["contact_email"], phone=None,  # type: ignore[arg-type]
+                company_id=None, unsubscribed=False)
+    row["pipeline_id"] = stage.pipeline_id
     return Deal.from_model(row, prefetched={"stage": stage, "owner": owner, "contact": contact})
 
 
@@ -77,10 +87,11 @@ class DealsQuery:
         async with info.context.uow() as uow:
             loaded = await board.load(uow=uow, pipeline_id=pid, per_stage=deals_per_stage)
         columns = []
+        people: dict[tuple[str, object], Any] = {}
         for column in loaded.columns:
             stage = Stage.from_row(column.stage)
             columns.append(BoardColumn(stage=stage, deal_count=column.deal_count,
-                                       deals=[_card(c, stage) for c in column.cards]))
+                                       deals=[_card(c, stage, people) for c in column.cards]))
         return Board(pipeline_id=pipeline_id, pipeline_name=loaded.pipeline_name,
                      columns=columns)
 
