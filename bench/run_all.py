@@ -111,8 +111,9 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
             None if not m["subscribers_with_loss_dup_or_disorder"] else False)
     if "analytics" in r:
         for name, q in r["analytics"]["queries"].items():
-            add(f"analytics {name} on {r['analytics']['tenant']} ms", q["median_ms"],
-                "reported", None)
+            value = q["median_ms"] if q["median_ms"] is not None else \
+                f"> {q['timed_out_after_s']} s (cancelled)"
+            add(f"analytics {name} on {r['analytics']['tenant']} ms", value, "reported", None)
     return rows
 
 
