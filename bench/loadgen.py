@@ -26,7 +26,7 @@ async def run_wrk(url: str, body: bytes, token: str, *, connections: int, second
     env = {**os.environ, "WRK_BODY": body.decode(), "WRK_TOKEN": token}
     proc = await asyncio.create_subprocess_exec(
         "wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        "--latency", "-s", str(LUA), url, env=env,
+        "--latency", "--timeout", "30s", "-s", str(LUA), url, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     if proc.returncode != 0:
