@@ -151,11 +151,13 @@ class StaleDeal:
         return self.days_in_stage - self.rotting_days
 
 
-# Deals in scope (owner / team of the current owner) that ever touched the pipeline.
+# Deals in scope (owner / team of the current owner) that ever touched the pipeline: those in
+# it now, and those that left it (a transfer names the pipeline it left).
 _SCOPE = """
 scope AS (
   SELECT d.id FROM deals d LEFT JOIN users u ON u.id = d.owner_id
-  WHERE d.id IN (SELECT deal_id FROM stage_events WHERE pipeline_id = :p)
+  WHERE (d.pipeline_id = :p
+         OR d.id IN (SELECT deal_id FROM stage_events WHERE from_pipeline_id = :p))
     AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
     AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
 ),
@@ -226,25 +228,33 @@ async def conversion(*, uow: UnitOfWork, scope: Scope, start: datetime, end: dat
                      ) -> list[StageConversion]:
     _check_period(start, end)
     await check_pipeline(uow, scope.pipeline_id)
+    # One pass per deal instead of a correlated EXISTS: for each entry, the best stage
+    # entered after it (won counts as beyond every open stage) comes from a window over the
+    # deal's entries in reverse; a deal advanced from its first entry into a stage when that
+    # best is higher than the stage's position.
     rows = await uow.session.execute(text(f"""
         WITH {_SCOPE},
         entries AS (
-          SELECT ev.deal_id, ev.seq, ev.stage_id, st.position, st.kind
-          FROM ev JOIN st ON st.id = ev.stage_id
-          WHERE ev.occurred_at >= CAST(:f AS timestamptz)
-            AND ev.occurred_at < CAST(:t AS timestamptz)
+          SELECT e.deal_id, e.seq, e.to_stage_id AS stage_id, st.position, st.kind
+          FROM stage_events e JOIN scope s ON s.id = e.deal_id
+          JOIN st ON st.id = e.to_stage_id
+          WHERE e.kind <> 'updated'
+            AND e.occurred_at >= CAST(:f AS timestamptz)
+            AND e.occurred_at < CAST(:t AS timestamptz)
         ),
-        firsts AS (
-          SELECT DISTINCT ON (stage_id, deal_id) stage_id, deal_id, seq, position
-          FROM entries ORDER BY stage_id, deal_id, seq
+        scored AS (
+          SELECT stage_id, position,
+                 max(CASE kind WHEN 'won' THEN 2147483647 WHEN 'open' THEN position
+                     ELSE -1 END)
+                   OVER (PARTITION BY deal_id ORDER BY seq DESC
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS later_best,
+                 row_number() OVER (PARTITION BY deal_id, stage_id ORDER BY seq) AS nth
+          FROM entries
         ),
         per_stage AS (
-          SELECT f.stage_id, count(*) AS reached,
-                 count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM entries x WHERE x.deal_id = f.deal_id AND x.seq > f.seq
-                     AND (x.kind = 'won' OR (x.kind = 'open' AND x.position > f.position))
-                 )) AS advanced
-          FROM firsts f GROUP BY f.stage_id
+          SELECT stage_id, count(*) AS reached,
+                 count(*) FILTER (WHERE later_best > position) AS advanced
+          FROM scored WHERE nth = 1 GROUP BY stage_id
         )
         SELECT st.id, st.name, st.position, st.kind,
                coalesce(ps.reached, 0) AS reached, coalesce(ps.advanced, 0) AS advanced
@@ -295,34 +305,44 @@ async def outcomes(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datet
     """Deals won and lost in the period, won amounts, cycle length, lost reasons."""
     _check_period(start, end)
     await check_pipeline(uow, scope.pipeline_id)
-    rows = await uow.session.execute(text(f"""
-        WITH {_SCOPE},
-        closes AS (
-          SELECT ev.deal_id, ev.seq, tk.kind AS outcome, ev.amount, ev.currency,
-                 ev.lost_reason, ev.occurred_at
-          FROM ev JOIN st tk ON tk.id = ev.stage_id AND tk.kind IN ('won', 'lost')
-          LEFT JOIN stages fk ON fk.id = ev.from_stage_id
-          WHERE fk.kind IS DISTINCT FROM tk.kind
-            AND ev.occurred_at >= CAST(:f AS timestamptz)
-            AND ev.occurred_at < CAST(:t AS timestamptz)
+    # Closing events are read from the period's slice of the pipeline's log (index on
+    # pipeline and time); each closed deal's state at the period end and its first event are
+    # single index probes per deal (LATERAL over the deal's events by seq).
+    rows = await uow.session.execute(text("""
+        WITH closes AS (
+          SELECT e.deal_id, e.seq, tk.kind AS outcome, e.amount, e.currency, e.lost_reason,
+                 e.occurred_at
+          FROM stage_events e
+          JOIN stages tk ON tk.id = e.to_stage_id AND tk.kind IN ('won', 'lost')
+          LEFT JOIN stages fk ON fk.id = e.from_stage_id
+          WHERE e.pipeline_id = :p AND e.kind <> 'updated'
+            AND fk.kind IS DISTINCT FROM tk.kind
+            AND e.occurred_at >= CAST(:f AS timestamptz)
+            AND e.occurred_at < CAST(:t AS timestamptz)
         ),
         last_close AS (
           SELECT DISTINCT ON (deal_id) * FROM closes ORDER BY deal_id, seq DESC
         ),
-        state_at_end AS (
-          SELECT DISTINCT ON (ev.deal_id) ev.deal_id, s.kind
-          FROM ev JOIN stages s ON s.id = ev.stage_id
-          WHERE ev.occurred_at < CAST(:t AS timestamptz)
-          ORDER BY ev.deal_id, ev.seq DESC
-        ),
-        first_event AS (
-          SELECT deal_id, min(occurred_at) AS at FROM ev GROUP BY deal_id
+        scoped AS (
+          SELECT c.* FROM last_close c JOIN deals d ON d.id = c.deal_id
+          LEFT JOIN users u ON u.id = d.owner_id
+          WHERE (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+            AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
         )
         SELECT c.outcome, c.currency, c.lost_reason, count(*) AS n, sum(c.amount) AS amount,
                sum(extract(epoch FROM c.occurred_at - fe.at) / 86400.0)::float8 AS cycle_days
-        FROM last_close c
-        JOIN state_at_end se ON se.deal_id = c.deal_id AND se.kind = c.outcome
-        JOIN first_event fe ON fe.deal_id = c.deal_id
+        FROM scoped c
+        CROSS JOIN LATERAL (
+          SELECT s.kind FROM stage_events x JOIN stages s ON s.id = x.to_stage_id
+          WHERE x.deal_id = c.deal_id AND x.kind <> 'updated'
+            AND x.occurred_at < CAST(:t AS timestamptz)
+          ORDER BY x.seq DESC LIMIT 1
+        ) se
+        CROSS JOIN LATERAL (
+          SELECT x.occurred_at AS at FROM stage_events x
+          WHERE x.deal_id = c.deal_id AND x.kind <> 'updated' ORDER BY x.seq LIMIT 1
+        ) fe
+        WHERE se.kind = c.outcome
         GROUP BY c.outcome, c.currency, c.lost_reason
     """), {**scope.params(), "f": start, "t": end})
     won = lost = 0
@@ -373,15 +393,25 @@ async def bottlenecks(*, uow: UnitOfWork, scope: Scope, start: datetime, end: da
     median growth (both descending)."""
     _check_period(start, end)
     await check_pipeline(uow, scope.pipeline_id)
-    flows = await uow.session.execute(text(f"""
-        WITH {_SCOPE},
-        period AS (SELECT * FROM ev WHERE occurred_at >= CAST(:f AS timestamptz)
-                                      AND occurred_at < CAST(:t AS timestamptz))
+    flows = await uow.session.execute(text("""
+        WITH period AS (
+          SELECT e.to_stage_id AS stage_id, e.from_stage_id
+          FROM stage_events e JOIN deals d ON d.id = e.deal_id
+          LEFT JOIN users u ON u.id = d.owner_id
+          WHERE (e.pipeline_id = :p OR e.from_pipeline_id = :p) AND e.kind <> 'updated'
+            AND e.occurred_at >= CAST(:f AS timestamptz)
+            AND e.occurred_at < CAST(:t AS timestamptz)
+            AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+            AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
+        )
         SELECT st.id,
-               (SELECT count(*) FROM period WHERE stage_id = st.id) AS inflow,
-               (SELECT count(*) FROM period WHERE from_stage_id = st.id
-                  AND stage_id IS DISTINCT FROM st.id) AS outflow
-        FROM st WHERE st.kind = 'open'
+               count(*) FILTER (WHERE period.stage_id = st.id) AS inflow,
+               count(*) FILTER (WHERE period.from_stage_id = st.id
+                                AND period.stage_id IS DISTINCT FROM st.id) AS outflow
+        FROM stages st LEFT JOIN period
+          ON period.stage_id = st.id OR period.from_stage_id = st.id
+        WHERE st.pipeline_id = :p AND st.kind = 'open'
+        GROUP BY st.id
     """), {**scope.params(), "f": start, "t": end})
     flow = {r.id: (r.inflow, r.outflow) for r in flows}
     now_t = {t.stage_id: t for t in await time_in_stage(
