@@ -76,10 +76,24 @@ def _configure_logging(settings: Settings) -> None:
         logs.configure(settings.log_level)
 
 
+def _tune_gc() -> None:
+    """Fewer, cheaper collections for a request-serving process: move everything imported
+    so far out of the collector's view and raise the young-generation threshold (measured:
+    +70-80% board throughput, bench/README.md)."""
+    import gc
+
+    import saas.app  # noqa: F401 - import the whole app before freezing
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
     import uvicorn
 
     _configure_logging(settings)
+    _tune_gc()
     uvicorn.run(
         "saas.app:create_app",
         factory=True,

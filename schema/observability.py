@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from saas.observability import context
 from saas.observability.metrics import GRAPHQL_DURATION, GRAPHQL_ERRORS, operation_label
@@ -20,9 +21,9 @@ class Observe(SchemaExtension):
             yield
         finally:
             ec = self.execution_context
-            name = operation_label(ec.operation_name)
+            name = _name(ec)
             context.operation.set(name)
-            kind = ec.operation_type.value if ec.operation_type else "unknown"
+            kind = ec.operation_type.value if ec.graphql_document is not None else "unknown"
             if kind != "subscription":  # a subscription's duration is its lifetime
                 GRAPHQL_DURATION.labels(name, kind).observe(time.perf_counter() - start)
             for error in getattr(ec.result, "errors", None) or []:
@@ -31,4 +32,11 @@ class Observe(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         yield
-        context.operation.set(operation_label(self.execution_context.operation_name))
+        context.operation.set(_name(self.execution_context))
+
+
+def _name(ec: ExecutionContext) -> str:
+    # operation_name raises when the document did not parse; the parse error must win.
+    if ec.graphql_document is None:
+        return operation_label(None)
+    return operation_label(ec.operation_name)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -56,13 +57,18 @@ def _node_query() -> type:
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     """One schema per process; production turns introspection and suggestions off."""
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
+    ]
     # Factories, not instances: extensions hold per-request state. The caches live at
     # module level in strawberry, so they are shared across requests anyway.
     extensions: list[Callable[[], SchemaExtension]] = [
         Observe,  # first, so it sees errors after DomainErrors mapped them
         DomainErrors,
-        lambda: QueryDepthLimiter(max_depth=settings.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases),
+        # The limiters' rule classes are built once: a new class per request would make
+        # every validation a cache miss (the cache keys on the rules).
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),

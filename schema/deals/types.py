@@ -138,10 +138,16 @@ class Deal(relay.Node):
     company_id_: strawberry.Private[uuid.UUID | None]
     prefetched: strawberry.Private[dict[str, Any]]
 
+    # Card fields are plain (sync) resolvers: a board prefetches them, and an async resolver
+    # would cost a task per card and field. Otherwise they return an awaitable, which
+    # graphql-core awaits like an async resolver's result.
     @strawberry.field
-    async def stage(self, info: Info) -> Stage:
+    def stage(self, info: Info) -> Stage:
         if "stage" in self.prefetched:
             return self.prefetched["stage"]  # type: ignore[no-any-return]
+        return self._stage(info)  # type: ignore[return-value]
+
+    async def _stage(self, info: Info) -> Stage:
         return Stage.from_row(await by_id(info, pipeline_models.Stage).load(self.stage_id_))
 
     @strawberry.field
@@ -150,21 +156,27 @@ class Deal(relay.Node):
             await by_id(info, pipeline_models.Pipeline).load(self.pipeline_id_))
 
     @strawberry.field
-    async def owner(self, info: Info) -> User | None:
+    def owner(self, info: Info) -> User | None:
         if "owner" in self.prefetched:
             return self.prefetched["owner"]  # type: ignore[no-any-return]
         if self.owner_id_ is None:
             return None
-        row = await by_id(info, tenant_models.User).load(self.owner_id_)
+        return self._owner(info, self.owner_id_)  # type: ignore[return-value]
+
+    async def _owner(self, info: Info, owner_id: uuid.UUID) -> User | None:
+        row = await by_id(info, tenant_models.User).load(owner_id)
         return User.from_model(row) if row else None
 
     @strawberry.field
-    async def contact(self, info: Info) -> Contact | None:
+    def contact(self, info: Info) -> Contact | None:
         if "contact" in self.prefetched:
             return self.prefetched["contact"]  # type: ignore[no-any-return]
         if self.contact_id_ is None:
             return None
-        row = await by_id(info, contact_models.Contact).load(self.contact_id_)
+        return self._contact(info, self.contact_id_)  # type: ignore[return-value]
+
+    async def _contact(self, info: Info, contact_id: uuid.UUID) -> Contact | None:
+        row = await by_id(info, contact_models.Contact).load(contact_id)
         return Contact.from_model(row) if row else None
 
     @strawberry.field
