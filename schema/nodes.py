@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import overload
 
+import strawberry
 from strawberry.relay import GlobalID
 
 from saas.errors import NotFound
@@ -12,6 +14,15 @@ from saas.errors import NotFound
 
 def global_id(type_name: str, id: uuid.UUID) -> GlobalID:
     return GlobalID(type_name, str(id))
+
+
+@overload
+def gid(type_name: str, id: uuid.UUID) -> strawberry.ID: ...
+@overload
+def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None: ...
+def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None:
+    """The opaque global id of a row, as the API shows it (None stays None)."""
+    return strawberry.ID(str(GlobalID(type_name, str(id)))) if id else None
 
 
 def decode_id(value: str | GlobalID, expected: str | Iterable[str], *, field: str) -> uuid.UUID:

@@ -9,18 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
-from strawberry.relay import GlobalID
 
 from saas.analytics import service as analytics
 from saas.planning import service as planning
 from schema.context import Info
 from schema.errors import UserError
 from schema.mutations import payload
-from schema.nodes import decode_id
-
-
-def _gid(kind: str, value: uuid.UUID | None) -> strawberry.ID | None:
-    return strawberry.ID(str(GlobalID(kind, str(value)))) if value is not None else None
+from schema.nodes import decode_id, gid
 
 
 def _money(values: dict[str, Decimal]) -> list[MoneyAmount]:
@@ -115,7 +110,7 @@ class PipelineAnalytics:
     async def funnel(self, info: Info, as_of: datetime | None = None) -> list[StageFunnel]:
         async with info.context.uow() as uow:
             rows = await analytics.funnel(uow=uow, scope=self._scope, as_of=as_of)
-        return [StageFunnel(stage_id=_gid("Stage", r.stage_id), name=r.name,  # type: ignore[arg-type]
+        return [StageFunnel(stage_id=gid("Stage", r.stage_id), name=r.name,
                             position=r.position, kind=r.kind, count=r.count,
                             amounts=_money(r.amounts)) for r in rows]
 
@@ -124,7 +119,7 @@ class PipelineAnalytics:
         async with info.context.uow() as uow:
             rows = await analytics.conversion(uow=uow, scope=self._scope, start=self._start,
                                               end=self._end)
-        return [StageConversion(stage_id=_gid("Stage", r.stage_id), name=r.name,  # type: ignore[arg-type]
+        return [StageConversion(stage_id=gid("Stage", r.stage_id), name=r.name,
                                 position=r.position, kind=r.kind, reached=r.reached,
                                 advanced=r.advanced, rate=r.rate) for r in rows]
 
@@ -133,7 +128,7 @@ class PipelineAnalytics:
         async with info.context.uow() as uow:
             rows = await analytics.time_in_stage(uow=uow, scope=self._scope, start=self._start,
                                                  end=self._end)
-        return [StageTime(stage_id=_gid("Stage", r.stage_id), name=r.name,  # type: ignore[arg-type]
+        return [StageTime(stage_id=gid("Stage", r.stage_id), name=r.name,
                           position=r.position, deals=r.deals, average_days=r.average_days,
                           median_days=r.median_days) for r in rows]
 
@@ -165,7 +160,7 @@ class PipelineAnalytics:
         async with info.context.uow() as uow:
             rows = await analytics.bottlenecks(uow=uow, scope=self._scope, start=self._start,
                                                end=self._end)
-        return [Bottleneck(stage_id=_gid("Stage", b.stage_id), name=b.name,  # type: ignore[arg-type]
+        return [Bottleneck(stage_id=gid("Stage", b.stage_id), name=b.name,
                            position=b.position, inflow=b.inflow, outflow=b.outflow,
                            net_inflow=b.net_inflow, median_days=b.median_days,
                            previous_median_days=b.previous_median_days,
@@ -292,8 +287,8 @@ class SetTargetInput:
 def _row(r: planning.PlanFactRow) -> PlanFactRow:
     kind = "User" if r.subject_kind == "user" else "Team"
     return PlanFactRow(
-        subject_id=_gid(kind, r.subject_id), name=r.name,  # type: ignore[arg-type]
-        team_id=_gid("Team", r.team_id),
+        subject_id=gid(kind, r.subject_id), name=r.name,
+        team_id=gid("Team", r.team_id),
         metrics=[MetricFact(metric=TargetMetric(f.metric), target=f.target, actual=f.actual,
                             attainment_percent=f.attainment, gap=f.gap, projected=f.projected)
                  for f in r.metrics])
@@ -332,10 +327,10 @@ class AnalyticsQuery:
         groups: dict[uuid.UUID | None, StaleDealsOfOwner] = {}
         for r in rows:
             g = groups.setdefault(r.owner_id, StaleDealsOfOwner(
-                owner_id=_gid("User", r.owner_id), owner_name=r.owner_name, deals=[]))
+                owner_id=gid("User", r.owner_id), owner_name=r.owner_name, deals=[]))
             g.deals.append(StaleDeal(
-                deal_id=_gid("Deal", r.deal_id), title=r.title,  # type: ignore[arg-type]
-                stage_id=_gid("Stage", r.stage_id), stage_name=r.stage_name,  # type: ignore[arg-type]
+                deal_id=gid("Deal", r.deal_id), title=r.title,
+                stage_id=gid("Stage", r.stage_id), stage_name=r.stage_name,
                 rotting_days=r.rotting_days, days_in_stage=r.days_in_stage,
                 days_overdue=r.days_overdue, amount=r.amount, currency=r.currency))
         return list(groups.values())
@@ -373,7 +368,7 @@ class AnalyticsQuery:
         return [PlanFactSnapshot(
             period_kind=PeriodKind(r["period_kind"]), period_start=r["period_start"],
             subject_kind=r["subject_kind"],
-            subject_id=_gid("User" if r["subject_kind"] == "user" else "Team",  # type: ignore[arg-type]
+            subject_id=gid("User" if r["subject_kind"] == "user" else "Team",
                             r["subject_id"]),
             metric=TargetMetric(r["metric"]), target=r["target"], actual=r["actual"],
             computed_at=r["computed_at"]) for r in rows]
@@ -393,8 +388,8 @@ class AnalyticsMutation:
                     user_id=_opt(input.user_id, "User", "userId"),
                     team_id=_opt(input.team_id, "Team", "teamId"))
             return TargetPayload(target=Target(
-                id=_gid("Target", t["id"]),  # type: ignore[arg-type]
-                user_id=_gid("User", t["user_id"]), team_id=_gid("Team", t["team_id"]),
+                id=gid("Target", t["id"]),
+                user_id=gid("User", t["user_id"]), team_id=gid("Team", t["team_id"]),
                 period_kind=PeriodKind(t["period_kind"]), period_start=t["period_start"],
                 metric=TargetMetric(t["metric"]), value=t["value"]))
 

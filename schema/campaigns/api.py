@@ -16,7 +16,7 @@ from saas.errors import LimitExceeded, NotFound
 from schema.context import Info
 from schema.errors import UserError
 from schema.mutations import payload
-from schema.nodes import decode_id
+from schema.nodes import decode_id, gid
 
 
 @strawberry.enum(description="What enrolls a deal.")
@@ -73,12 +73,10 @@ class SendStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None:
-    return strawberry.ID(str(relay.GlobalID(type_name, str(id)))) if id else None
 
 
 def _ids(type_name: str, ids: list[uuid.UUID]) -> list[strawberry.ID]:
-    return [gid(type_name, i) for i in ids]  # type: ignore[misc]
+    return [gid(type_name, i) for i in ids]
 
 
 @strawberry.type
@@ -192,8 +190,8 @@ class CampaignEnrollment(relay.Node):
 
     @classmethod
     def from_model(cls, e: models.Enrollment, sends: list[models.Send]) -> CampaignEnrollment:
-        return cls(id=str(e.id), campaign_id=gid("Campaign", e.campaign_id),  # type: ignore[arg-type]
-                   deal_id=gid("Deal", e.deal_id),  # type: ignore[arg-type]
+        return cls(id=str(e.id), campaign_id=gid("Campaign", e.campaign_id),
+                   deal_id=gid("Deal", e.deal_id),
                    status=EnrollmentStatus(e.status),
                    stop_reason=StopReason(e.stop_reason) if e.stop_reason else None,
                    next_step=e.next_step, next_due_at=e.next_due_at, enrolled_at=e.enrolled_at,

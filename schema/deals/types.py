@@ -22,6 +22,7 @@ from schema.contacts.api import Company, Contact
 from schema.context import Info
 from schema.errors import UserError
 from schema.loaders import by_id
+from schema.nodes import gid
 from schema.pipelines.types import Pipeline, Stage
 from schema.tenants.types import User
 from tenants import models as tenant_models
@@ -52,8 +53,6 @@ class ActivityKind(enum.Enum):
     TASK = "task"
 
 
-def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None:
-    return strawberry.ID(str(relay.GlobalID(type_name, str(id)))) if id else None
 
 
 @strawberry.type
@@ -69,7 +68,7 @@ class Activity(relay.Node):
 
     @classmethod
     def from_model(cls, m: models.Activity) -> Activity:
-        return cls(id=str(m.id), deal_id=gid("Deal", m.deal_id),  # type: ignore[arg-type]
+        return cls(id=str(m.id), deal_id=gid("Deal", m.deal_id),
                    kind=ActivityKind(m.kind), subject=m.subject, note=m.note, due_at=m.due_at,
                    done_at=m.done_at, created_at=m.created_at)
 
@@ -103,8 +102,8 @@ class StageEvent:
     def from_model(cls, e: models.StageEvent) -> StageEvent:
         return cls(
             cursor=str(e.seq), seq=e.seq, kind=StageEventKind(e.kind),
-            deal_id=gid("Deal", e.deal_id),  # type: ignore[arg-type]
-            pipeline_id=gid("Pipeline", e.pipeline_id),  # type: ignore[arg-type]
+            deal_id=gid("Deal", e.deal_id),
+            pipeline_id=gid("Pipeline", e.pipeline_id),
             from_stage_id=gid("Stage", e.from_stage_id), to_stage_id=gid("Stage", e.to_stage_id),
             from_pipeline_id=gid("Pipeline", e.from_pipeline_id),
             actor_user_id=gid("User", e.actor_user_id),

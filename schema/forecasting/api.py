@@ -19,7 +19,7 @@ from schema.context import Info
 from schema.errors import UserError
 from schema.live.api import errors_mapped
 from schema.mutations import payload
-from schema.nodes import decode_id
+from schema.nodes import decode_id, gid
 
 
 @strawberry.enum
@@ -30,8 +30,6 @@ class ForecastStatus(enum.Enum):
     FAILED = "failed"
 
 
-def gid(type_name: str, id: uuid.UUID | None) -> strawberry.ID | None:
-    return strawberry.ID(str(relay.GlobalID(type_name, str(id)))) if id else None
 
 
 @strawberry.type
@@ -53,7 +51,7 @@ class Forecast(relay.Node):
 
     @classmethod
     def from_record(cls, r: service.ForecastRecord) -> Forecast:
-        return cls(id=str(r.id), pipeline_id=gid("Pipeline", r.pipeline_id),  # type: ignore[arg-type]
+        return cls(id=str(r.id), pipeline_id=gid("Pipeline", r.pipeline_id),
                    horizon_months=r.horizon_months, team_id=gid("Team", r.team_id),
                    owner_id=gid("User", r.owner_id), status=ForecastStatus(r.status),
                    attempts=r.attempts, error=r.error, result=cast(JSON | None, r.result),

@@ -11,7 +11,8 @@ from strawberry.scalars import JSON
 
 from saas.live.hub import Card
 from saas.live.stream import Delivered, Resync
-from schema.deals.types import Temperature, gid
+from schema.deals.types import Temperature
+from schema.nodes import gid
 
 
 @strawberry.type
@@ -34,12 +35,12 @@ class DealCard:
 
     @classmethod
     def from_card(cls, c: Card) -> DealCard:
-        owner = (Owner(id=gid("User", c.owner_id), name=c.owner_name)  # type: ignore[arg-type]
+        owner = (Owner(id=gid("User", c.owner_id), name=c.owner_name)
                  if c.owner_id else None)
-        return cls(id=gid("Deal", c.id), title=c.title,  # type: ignore[arg-type]
+        return cls(id=gid("Deal", c.id), title=c.title,
                    amount=c.amount, currency=c.currency, temperature=Temperature(c.temperature),
-                   version=c.version, stage_id=gid("Stage", c.stage_id),  # type: ignore[arg-type]
-                   pipeline_id=gid("Pipeline", c.pipeline_id),  # type: ignore[arg-type]
+                   version=c.version, stage_id=gid("Stage", c.stage_id),
+                   pipeline_id=gid("Pipeline", c.pipeline_id),
                    owner=owner)
 
 

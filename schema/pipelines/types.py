@@ -9,13 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry import relay
 
 from saas.pipelines import models
 from saas.pipelines import service as pipelines
 from schema.context import Info
 from schema.errors import UserError
+from schema.loaders import by_id
 
 
 @strawberry.enum
@@ -25,13 +25,6 @@ class StageKind(enum.Enum):
     LOST = "lost"
 
 
-async def _load(info: Info, model: Any, ids: Iterable[str]) -> dict[str, Any]:
-    wanted = [uuid.UUID(i) for i in ids]
-    async with info.context.uow() as uow:
-        rows = await uow.session.execute(select(model).where(model.id.in_(wanted)))
-        items: list[Any] = list(rows.scalars())
-        found: dict[str, Any] = {str(r.id): r for r in items}
-        return found
 
 
 @strawberry.type
@@ -60,9 +53,8 @@ class Stage(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Stage | None]:
-        ids = list(node_ids)
-        found = await _load(info, models.Stage, ids)
-        return [cls.from_row(found[i]) if i in found else None for i in ids]
+        rows = await by_id(info, models.Stage).load_many([uuid.UUID(i) for i in node_ids])
+        return [cls.from_row(r) if r else None for r in rows]
 
 
 @strawberry.type
@@ -86,9 +78,8 @@ class Pipeline(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Pipeline | None]:
-        ids = list(node_ids)
-        found = await _load(info, models.Pipeline, ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        rows = await by_id(info, models.Pipeline).load_many([uuid.UUID(i) for i in node_ids])
+        return [cls.from_model(r) if r else None for r in rows]
 
 
 @strawberry.type

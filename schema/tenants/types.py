@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry import relay
 
 from schema.context import Info
 from schema.errors import UserError
+from schema.loaders import by_id
 from tenants import models
 from tenants.principal import Role as DomainRole
 from tenants.principal import Scope as DomainScope
@@ -21,13 +20,6 @@ Role = strawberry.enum(DomainRole, name="Role")
 ApiKeyScope = strawberry.enum(DomainScope, name="ApiKeyScope")
 
 
-async def _load(info: Info, model: Any, ids: Iterable[str]) -> dict[str, Any]:
-    wanted = [uuid.UUID(i) for i in ids]
-    async with info.context.uow() as uow:
-        rows = await uow.session.execute(select(model).where(model.id.in_(wanted)))
-        items: list[Any] = list(rows.scalars())
-        found: dict[str, Any] = {str(r.id): r for r in items}
-        return found
 
 
 @strawberry.type
@@ -57,9 +49,8 @@ class Team(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Team | None]:
-        ids = list(node_ids)
-        found = await _load(info, models.Team, ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        rows = await by_id(info, models.Team).load_many([uuid.UUID(i) for i in node_ids])
+        return [cls.from_model(r) if r else None for r in rows]
 
 
 @strawberry.type
@@ -82,9 +73,8 @@ class User(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[User | None]:
-        ids = list(node_ids)
-        found = await _load(info, models.User, ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        rows = await by_id(info, models.User).load_many([uuid.UUID(i) for i in node_ids])
+        return [cls.from_model(r) if r else None for r in rows]
 
 
 @strawberry.type
@@ -106,9 +96,8 @@ class ApiKey(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ApiKey | None]:
-        ids = list(node_ids)
-        found = await _load(info, models.ApiKey, ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        rows = await by_id(info, models.ApiKey).load_many([uuid.UUID(i) for i in node_ids])
+        return [cls.from_model(r) if r else None for r in rows]
 
 
 @strawberry.type
