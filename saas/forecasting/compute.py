@@ -17,16 +17,15 @@ from saas.forecasting.model import (
     estimate_transitions,
     kind_mask,
 )
-from saas.forecasting.planning import CurrentDeals, project
+from saas.forecasting.planning import CurrentDeals, normal_band, project
 
 LOOKBACK_PERIODS = 12
 BAND = 0.8
-Z_80 = 1.2815515655446004  # two-sided 80% normal band
 
 
 def _band(mean: float, var: float) -> tuple[float, float]:
-    sd = float(np.sqrt(max(var, 0.0)))
-    return max(mean - Z_80 * sd, 0.0), mean + Z_80 * sd
+    low, high = normal_band(np.array(mean), np.array(var), BAND)
+    return float(low), float(high)
 
 
 def forecast(data: PipelineData, deals: OpenDeals, *, horizon: int, as_of: datetime,

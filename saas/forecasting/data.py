@@ -26,27 +26,22 @@ _STAGES = text(
 _EVENTS = text(
     """
     WITH ev AS (
-      SELECT e.seq, (dense_rank() OVER (ORDER BY e.deal_id)) - 1 AS di,
+      SELECT e.seq, e.deal_id, (dense_rank() OVER (ORDER BY e.deal_id)) - 1 AS di,
              extract(epoch FROM e.occurred_at)::float8 AS at,
              array_position(CAST(:stage_ids AS uuid[]), e.to_stage_id) - 1 AS idx,
              e.kind IN ('created', 'transferred') AS created
       FROM stage_events e
       WHERE e.pipeline_id = :p AND e.kind <> 'updated' AND e.occurred_at < :as_of
         AND e.to_stage_id = ANY(CAST(:stage_ids AS uuid[]))
-    )
+    ),
+    -- The same numbering (dense rank of deal_id), with each deal's current amount.
+    numbered AS (SELECT DISTINCT deal_id, di FROM ev)
     SELECT array_agg(seq) AS seq, array_agg(di) AS deal, array_agg(at) AS at,
-           array_agg(idx) AS stage, array_agg(created) AS created
+           array_agg(idx) AS stage, array_agg(created) AS created,
+           (SELECT array_agg(n.deal_id ORDER BY n.di) FROM numbered n) AS ids,
+           (SELECT array_agg(coalesce(d.amount, 0)::float8 ORDER BY n.di)
+            FROM numbered n LEFT JOIN deals d ON d.id = n.deal_id) AS amounts
     FROM ev
-    """)
-# The same numbering (dense rank of deal_id), with each deal's current amount.
-_DEAL_AMOUNTS = text(
-    """
-    SELECT array_agg(x.deal_id ORDER BY x.deal_id) AS ids,
-           array_agg(coalesce(d.amount, 0)::float8 ORDER BY x.deal_id) AS amounts
-    FROM (SELECT DISTINCT e.deal_id FROM stage_events e JOIN stages st ON st.id = e.to_stage_id
-          WHERE e.pipeline_id = :p AND st.pipeline_id = :p AND e.kind <> 'updated'
-            AND e.occurred_at < :as_of) x
-    LEFT JOIN deals d ON d.id = x.deal_id
     """)
 _DEALS = text(
     """
@@ -86,8 +81,7 @@ async def load_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime
     # The deal numbering sorts the pipeline's events by deal: give it memory, not disk.
     await uow.session.execute(text("SET LOCAL work_mem = '64MB'"))
     row = (await uow.session.execute(_EVENTS, {**params, "stage_ids": stage_ids})).one()
-    deals = (await uow.session.execute(_DEAL_AMOUNTS, params)).one()
-    deal_ids = list(deals.ids or [])
+    deal_ids = list(row.ids or [])
     order = np.argsort(np.array(row.seq or [], dtype=np.int64), kind="stable")
 
     def column(values: list[object] | None, dtype: type) -> np.ndarray:
@@ -97,7 +91,7 @@ async def load_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime
                                column(row.stage, np.int64), created=column(row.created, bool),
                                n_deals=len(deal_ids))
     return PipelineData(stage_ids=stage_ids, stages=stages, log=log, deal_ids=deal_ids,
-                        amounts=np.array(deals.amounts or [], dtype=np.float64))
+                        amounts=np.array(row.amounts or [], dtype=np.float64))
 
 
 async def load_open_deals(

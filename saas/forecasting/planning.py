@@ -51,7 +51,7 @@ class CurrentDeals:
         return cls(s, a, None if key is None else tuple(key))
 
 
-def _band(mean: FloatArray, var: FloatArray, band: float) -> tuple[FloatArray, FloatArray]:
+def normal_band(mean: FloatArray, var: FloatArray, band: float) -> tuple[FloatArray, FloatArray]:
     """Normal-approximation central band mean -/+ z * sd, clipped at 0."""
     half = NormalDist().inv_cdf(0.5 + band / 2) * np.sqrt(np.maximum(var, 0.0))
     return np.maximum(mean - half, 0.0), mean + half
@@ -74,11 +74,11 @@ class WonForecast:
 
     def count_band(self) -> tuple[FloatArray, FloatArray]:
         """(low, high) won count per horizon."""
-        return _band(self.count, self.count_var, self.band)
+        return normal_band(self.count, self.count_var, self.band)
 
     def amount_band(self) -> tuple[FloatArray, FloatArray]:
         """(low, high) won amount per horizon."""
-        return _band(self.amount, self.amount_var, self.band)
+        return normal_band(self.amount, self.amount_var, self.band)
 
 
 @dataclass(frozen=True, eq=False)
