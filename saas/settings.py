@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = 4000
     graphql_introspection: bool | None = None  # None: on in dev/test, off in production
+    # Rendered board responses per API process, checked against the tenant's board version
+    # on every request (schema/response_cache.py); 0 entries turns the cache off.
+    board_cache_entries: int = Field(default=2048, ge=0)
+    board_cache_max_entry_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     ws_connection_init_timeout: float = 10.0
     ws_max_subscriptions: int = 20
     ws_keepalive_seconds: float = 15.0

@@ -54,6 +54,9 @@ class Context:
     loaders: dict[str, Any] = field(default_factory=dict)
     # graphql-transport-ws: strawberry stores connection_init's payload here.
     connection_params: dict[str, Any] | None = None
+    # A read transaction the response cache already opened for this request (under the
+    # principal's tenant): a cacheable board renders in it instead of opening another.
+    pinned_uow: UnitOfWork | None = None
 
     @property
     def db(self) -> Database:
@@ -77,6 +80,9 @@ class Context:
     async def uow(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[UnitOfWork]:
         """A unit of work under the caller's tenant (never a client-supplied one)."""
         principal = self.require_principal()
+        if self.pinned_uow is not None and tenant_id in (None, principal.tenant_id):
+            yield self.pinned_uow
+            return
         async with self.db.unit_of_work(tenant_id or principal.tenant_id) as uow:
             yield uow
 

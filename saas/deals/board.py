@@ -23,7 +23,9 @@ BOARD_SQL = text(
            d.expected_close_date, d.probability_override, d.stage_entered_at, d.updated_at,
            d.created_at, d.owner_id, d.contact_id, d.company_id, d.lost_reason,
            d.custom_fields, u.name AS owner_name, u.email AS owner_email, u.role AS owner_role,
-           u.team_id AS owner_team_id, c.name AS contact_name, c.email AS contact_email
+           u.team_id AS owner_team_id, u.is_active AS owner_is_active,
+           c.name AS contact_name, c.email AS contact_email, c.phone AS contact_phone,
+           c.company_id AS contact_company_id, c.unsubscribed_at AS contact_unsubscribed_at
     FROM pipelines p
     JOIN stages s ON s.pipeline_id = p.id AND s.archived_at IS NULL
     LEFT JOIN LATERAL (

@@ -39,7 +39,7 @@ from schema.deals.types import (
     StageEventPage,
 )
 from schema.mutations import payload
-from schema.nodes import decode_id
+from schema.nodes import decode_id, gid
 from schema.pipelines.types import Stage
 from schema.tenants.types import User
 from tenants.principal import Role
@@ -54,18 +54,21 @@ def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object],
     if row["owner_id"] is not None:
         owner = people.get(("u", row["owner_id"]))
         if owner is None:
+            team_id = row["owner_team_id"]
             owner = people[("u", row["owner_id"])] = User(
                 id=str(row["owner_id"]), email=row["owner_email"],  # type: ignore[arg-type]
                 name=row["owner_name"], role=Role(row["owner_role"]),  # type: ignore[arg-type]
-                team_id=None, is_active=True)
+                team_id=gid("Team", team_id),  # type: ignore[call-overload]
+                is_active=row["owner_is_active"])  # type: ignore[arg-type]
     contact = None
     if row["contact_id"] is not None:
         contact = people.get(("c", row["contact_id"]))
         if contact is None:
             contact = people[("c", row["contact_id"])] = Contact(
                 id=str(row["contact_id"]), name=row["contact_name"],  # type: ignore[arg-type]
-                email=row["contact_email"], phone=None,  # type: ignore[arg-type]
-                company_id=None, unsubscribed=False)
+                email=row["contact_email"], phone=row["contact_phone"],  # type: ignore[arg-type]
+                company_id=row["contact_company_id"],  # type: ignore[arg-type]
+                unsubscribed=row["contact_unsubscribed_at"] is not None)
     row["pipeline_id"] = stage.pipeline_id
     return Deal.from_model(row, prefetched={"stage": stage, "owner": owner, "contact": contact})
 

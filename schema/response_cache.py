@@ -1,0 +1,201 @@
+"""Rendered board responses, served only while the tenant's board version is unchanged.
+
+A team board is the hottest read and the same for everyone in a tenant (every member and
+every key reads every deal, see saas/deals/permissions.py). Rendering 200 cards through
+GraphQL costs milliseconds; checking whether anything changed costs one indexed read. So the
+API keeps the exact response bytes of a board query, keyed by tenant, document, operation
+name and variables, with the tenant's board version at render time, and serves them again
+only when the version read in the request's own RLS transaction is still that one.
+
+Why this never serves a stale or another tenant's board:
+- The key starts with the tenant of the authenticated principal; nothing client-supplied
+  picks the tenant.
+- Every committed write to a table a cacheable selection can read (CACHEABLE below; the
+  tables are in migration 0007) bumps `board_versions` in the same transaction (a deferred
+  trigger, so no code path can forget it).
+- The version is read *before* rendering, under READ COMMITTED: the rendering sees at
+  least that version's data, so an entry never holds data older than its version. A request
+  serves an entry only when the version it reads now equals the entry's.
+- Only documents whose every field is in CACHEABLE are cached; anything else (history,
+  activities, other root fields, mutations, errors) goes through GraphQL as usual.
+
+Concurrent misses of the same key and version wait for one rendering instead of each
+rendering the board (a writer invalidates every board of its tenant at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    parse,
+    visit,
+)
+from prometheus_client import Counter
+from sqlalchemy import text
+
+from saas.db import Database, UnitOfWork
+
+RESPONSE_CACHE = Counter("saas_board_cache_total",
+                         "Board queries by how they were answered", ["result"])
+
+# (type, field) pairs a cached board may select: board structure, stage, pipeline name and
+# the card's own columns with owner, contact and company. Not history, activities or
+# nextActivity (tables the version does not cover) and no other root field.
+_ANY = "*"
+CACHEABLE: dict[str, frozenset[str]] = {
+    "Query": frozenset({"board"}),
+    "Board": frozenset({_ANY}),
+    "BoardColumn": frozenset({_ANY}),
+    "Stage": frozenset({_ANY}),
+    "Deal": frozenset({"id", "title", "amount", "currency", "temperature", "labels",
+                       "customFields", "expectedCloseDate", "probabilityOverride",
+                       "lostReason", "version", "stageEnteredAt", "createdAt", "updatedAt",
+                       "stage", "owner", "contact", "company"}),
+    "User": frozenset({_ANY}),
+    "Contact": frozenset({_ANY}),
+    "Company": frozenset({_ANY}),
+}
+
+# Sets app.tenant_id and reads the version in one statement (migration 0007).
+_ENTER = text("SELECT enter_tenant_board_version(:t)")
+
+
+def _allowed(type_name: str, field: str) -> bool:
+    fields = CACHEABLE.get(type_name)
+    return (fields is not None and (_ANY in fields or field in fields)) or field == "__typename"
+
+
+class _Check(Visitor):
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.ok = True
+
+    def enter_field(self, node: FieldNode, *_: Any) -> Any:
+        parent = self.type_info.get_parent_type()
+        if parent is None or not _allowed(parent.name, node.name.value):
+            self.ok = False
+            return self.BREAK
+        return None
+
+
+def cacheable(schema: GraphQLSchema, query: str, operation_name: str | None) -> bool:
+    """Is this a single query operation (or the named one) that only selects CACHEABLE
+    fields? Anything unparsable or ambiguous is simply not cacheable (GraphQL reports it)."""
+    try:
+        document: DocumentNode = parse(query, no_location=True)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+        return False
+    if any(isinstance(d, OperationDefinitionNode) and d is not operations[0]
+           for d in document.definitions):
+        return False  # other operations in the document: keep it simple, do not cache
+    type_info = TypeInfo(schema)
+    check = _Check(type_info)
+    visit(document, TypeInfoVisitor(type_info, check))
+    return check.ok
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: int
+    body: bytes
+
+
+Key = tuple[uuid.UUID, str, str | None, bytes]
+
+
+class ResponseCache:
+    """Per-process LRU of board responses; see the module docstring for why it is safe."""
+
+    def __init__(self, schema: GraphQLSchema, db: Database, *, max_entries: int,
+                 max_entry_bytes: int, max_documents: int = 256) -> None:
+        self.schema = schema
+        self.db = db
+        self.max_entries = max_entries
+        self.max_entry_bytes = max_entry_bytes
+        self.max_documents = max_documents
+        self._documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._inflight: dict[tuple[Key, int], asyncio.Future[bytes | None]] = {}
+
+    def is_cacheable(self, query: str, operation_name: str | None) -> bool:
+        doc_key = (query, operation_name)
+        known = self._documents.get(doc_key)
+        if known is None:
+            known = cacheable(self.schema, query, operation_name)
+            self._documents[doc_key] = known
+            if len(self._documents) > self.max_documents:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(doc_key)
+        return known
+
+    @staticmethod
+    def key(tenant_id: uuid.UUID, query: str, operation_name: str | None,
+            variables: object) -> Key:
+        return (tenant_id, query, operation_name,
+                orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+
+    @asynccontextmanager
+    async def enter(self, tenant_id: uuid.UUID) -> AsyncIterator[tuple[UnitOfWork, int]]:
+        """A read transaction under the tenant (RLS) and the tenant's board version in it:
+        BEGIN, one statement, and COMMIT when the block ends."""
+        async with self.db.unit_of_work(None) as uow:
+            value = (await uow.session.execute(_ENTER, {"t": tenant_id})).scalar()
+            uow.tenant_id = tenant_id
+            yield uow, int(value or 0)
+
+    def get(self, key: Key, version: int) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.version != version:
+            return None
+        self._entries.move_to_end(key)
+        return entry.body
+
+    def put(self, key: Key, version: int, body: bytes) -> None:
+        if len(body) > self.max_entry_bytes:
+            return
+        current = self._entries.get(key)
+        if current is not None and current.version > version:
+            return  # a newer rendering is already there
+        self._entries[key] = Entry(version, body)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def inflight(self, key: Key, version: int) -> asyncio.Future[bytes | None] | None:
+        return self._inflight.get((key, version))
+
+    def lead(self, key: Key, version: int) -> asyncio.Future[bytes | None]:
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._inflight[(key, version)] = future
+        return future
+
+    def finish(self, key: Key, version: int, body: bytes | None) -> None:
+        future = self._inflight.pop((key, version), None)
+        if body is not None:
+            self.put(key, version, body)
+        if future is not None and not future.done():
+            future.set_result(body)

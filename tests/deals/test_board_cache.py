@@ -1,0 +1,217 @@
+"""The board response cache: served only while nothing the board shows has changed.
+
+Real PostgreSQL (the version triggers of migration 0007) and the real API app; the SQL a
+request runs is counted with SQLAlchemy engine events, so a hit is visible as "no board
+statement", and every write path that can change a board must make the next read fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event
+
+from saas.db import Database
+from schema.nodes import decode_id
+from tenants.principal import Scope
+from tests.deals.ops import create_deal, default_pipeline, move, stage_ids
+from tests.factories import Caller, TenantFactory, TenantHandle
+
+CARDS = """
+query($p: ID!, $n: Int!) { board(pipelineId: $p, dealsPerStage: $n) {
+  pipelineName columns { stage { id name position } dealCount
+    deals { id title amount version owner { id name teamId isActive }
+            contact { id name phone unsubscribed company { id name } } } } } }"""
+WITH_HISTORY = """
+query($p: ID!) { board(pipelineId: $p) { columns { deals { id history { seq } } } } }"""
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+
+def board_statements(seen: list[str]) -> int:
+    return sum("LATERAL" in s for s in seen)
+
+
+async def _version(owner_conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
+    value = await owner_conn.fetchval(
+        "SELECT version FROM board_versions WHERE tenant_id = $1", tenant_id)
+    return int(value or 0)
+
+
+async def _setup(tenants: TenantFactory) -> tuple[TenantHandle, Caller, dict[str, Any], str]:
+    t = await tenants.create()
+    admin = t.admin_caller
+    pipeline = await default_pipeline(admin)
+    contact = await admin.ok('mutation { createContact(input: {name: "Ann"}) '
+                             '{ contact { id } } }')
+    contact_id = contact["createContact"]["contact"]["id"]
+    deal = await create_deal(admin, pipeline["id"], "first", contactId=contact_id)
+    return t, admin, pipeline, deal["id"]
+
+
+async def test_a_repeated_board_is_served_without_rendering(
+        tenants: TenantFactory, app: Any) -> None:
+    db = app.state.services.db
+    _t, admin, pipeline, _ = await _setup(tenants)
+    first = await admin.gql(CARDS, p=pipeline["id"], n=25)
+    with statements(db) as seen:
+        again = await admin.gql(CARDS, p=pipeline["id"], n=25)
+    assert again == first
+    # One statement: set the tenant and read its board version (BEGIN/COMMIT are asyncpg's).
+    assert len(seen) == 1 and "enter_tenant_board_version" in seen[0]
+    # Other variables are another entry: rendered, then served.
+    with statements(db) as seen:
+        fewer = await admin.gql(CARDS, p=pipeline["id"], n=0)
+    assert board_statements(seen) == 1 and fewer != first
+
+
+async def test_every_write_a_board_shows_makes_the_next_read_fresh(
+        tenants: TenantFactory, app: Any, owner_conn: asyncpg.Connection) -> None:
+    db = app.state.services.db
+    t, admin, pipeline, deal_id = await _setup(tenants)
+    stages = stage_ids(pipeline)
+    deal_uuid = decode_id(deal_id, "Deal", field="id")
+
+    async def board() -> dict[str, Any]:
+        with statements(db) as seen:
+            data = await admin.ok(CARDS, p=pipeline["id"], n=25)
+        assert board_statements(seen) == 1, "a write must invalidate the cached board"
+        return data["board"]
+
+    def card(b: dict[str, Any]) -> dict[str, Any]:
+        return next(d for c in b["columns"] for d in c["deals"] if d["id"] == deal_id)
+
+    await board()
+    # A move (stage event).
+    moved = await move(admin, deal_id, stages["Lead qualification"], 1)
+    assert moved["errors"] == []
+    b = await board()
+    assert card(b)["version"] == 2
+    assert next(c for c in b["columns"] if c["stage"]["name"] == "Lead qualification")["dealCount"] == 1
+    # A deal edit through the API.
+    await admin.ok('mutation($id: ID!) { updateDeal(input: {dealId: $id, title: "renamed", '
+                   'expectedVersion: 2}) { errors { code } } }', id=deal_id)
+    assert card(await board())["title"] == "renamed"
+    # A stage rename.
+    await admin.ok('mutation($id: ID!) { updateStage(input: {stageId: $id, name: "Q2"}) '
+                   '{ errors { code } } }', id=stages["Lead qualification"])
+    assert "Q2" in [c["stage"]["name"] for c in (await board())["columns"]]
+    # Writes outside the API (a superuser's SQL) to users, contacts and companies.
+    await owner_conn.execute("UPDATE deals SET owner_id = $2 WHERE id = $1", deal_uuid,
+                             t.admin.user_id)
+    assert card(await board())["owner"]["id"] is not None
+    await owner_conn.execute("UPDATE users SET name = 'Renamed Owner' WHERE id = $1",
+                             t.admin.user_id)
+    assert card(await board())["owner"]["name"] == "Renamed Owner"
+    await owner_conn.execute(
+        "UPDATE contacts SET phone = '+100', unsubscribed_at = now() WHERE tenant_id = $1",
+        t.id)
+    contact = card(await board())["contact"]
+    assert (contact["phone"], contact["unsubscribed"]) == ("+100", True)
+    company = await admin.ok('mutation { createCompany(input: {name: "Acme"}) '
+                             '{ company { id } } }')
+    company_uuid = decode_id(company["createCompany"]["company"]["id"], "Company", field="id")
+    await owner_conn.execute("UPDATE contacts SET company_id = $2 WHERE tenant_id = $1",
+                             t.id, company_uuid)
+    assert card(await board())["contact"]["company"]["name"] == "Acme"
+    await owner_conn.execute("UPDATE companies SET name = 'Acme 2' WHERE id = $1", company_uuid)
+    assert card(await board())["contact"]["company"]["name"] == "Acme 2"
+    await owner_conn.execute("UPDATE pipelines SET name = 'Renamed' WHERE tenant_id = $1", t.id)
+    assert (await board())["pipelineName"] == "Renamed"
+
+
+async def test_the_version_moves_once_per_committed_transaction(
+        tenants: TenantFactory, owner_conn: asyncpg.Connection) -> None:
+    t, _admin, _pipeline, deal_id = await _setup(tenants)
+    before = await _version(owner_conn, t.id)
+    deal_uuid = decode_id(deal_id, "Deal", field="id")
+    async with owner_conn.transaction():
+        for i in range(5):
+            await owner_conn.execute("UPDATE deals SET title = $2 WHERE id = $1", deal_uuid,
+                                     f"t{i}")
+    assert await _version(owner_conn, t.id) == before + 1
+    tx = owner_conn.transaction()
+    await tx.start()
+    await owner_conn.execute("UPDATE deals SET title = 'rolled back' WHERE id = $1", deal_uuid)
+    await tx.rollback()
+    assert await _version(owner_conn, t.id) == before + 1
+    # A table the board does not show (API keys) leaves it alone.
+    await t.api_key(Scope.READ)
+    assert await _version(owner_conn, t.id) == before + 1
+
+
+async def test_another_tenant_never_gets_a_cached_board(tenants: TenantFactory) -> None:
+    _a, admin_a, pipeline, _ = await _setup(tenants)
+    b = await tenants.create()
+    cached = await admin_a.ok(CARDS, p=pipeline["id"], n=25)
+    assert cached["board"]["columns"]
+    # The very same request body from tenant B: B cannot see A's pipeline.
+    body = await b.admin_caller.gql(CARDS, p=pipeline["id"], n=25)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # And without credentials: the authentication error, not the board.
+    anonymous = await Caller(admin_a.client, {}).gql(CARDS, p=pipeline["id"], n=25)
+    assert anonymous["data"] is None
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_selections_beyond_the_board_tables_are_never_cached(
+        tenants: TenantFactory, app: Any) -> None:
+    db = app.state.services.db
+    _t, admin, pipeline, _deal_id = await _setup(tenants)
+    await admin.ok(WITH_HISTORY, p=pipeline["id"])
+    with statements(db) as seen:
+        data = await admin.ok(WITH_HISTORY, p=pipeline["id"])
+    assert board_statements(seen) == 1
+    assert [d["history"] for c in data["board"]["columns"] for d in c["deals"]] == [[{"seq": 1}]]
+    # Errors are not cached either: a bad id is checked every time.
+    for _ in range(2):
+        body = await admin.gql(CARDS, p="bm90IGFuIGlk", n=25)
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_concurrent_misses_render_once_and_agree(tenants: TenantFactory, app: Any) -> None:
+    db = app.state.services.db
+    _t, admin, pipeline, _deal_id = await _setup(tenants)
+    for i in range(30):
+        await create_deal(admin, pipeline["id"], f"deal {i}")
+    with statements(db) as seen:
+        bodies = await asyncio.gather(*(admin.gql(CARDS, p=pipeline["id"], n=25)
+                                        for _ in range(20)))
+    assert all(b == bodies[0] for b in bodies) and "errors" not in bodies[0]
+    first = bodies[0]["data"]["board"]["columns"][0]
+    assert (first["dealCount"], len(first["deals"])) == (31, 25)
+    assert board_statements(seen) == 1
+
+
+async def test_a_read_right_after_a_move_sees_it(tenants: TenantFactory) -> None:
+    _t, admin, pipeline, deal_id = await _setup(tenants)
+    stages = stage_ids(pipeline)
+    version = 1
+    for name in ("Lead qualification", "Proposal", "Lost", "Lead generation"):
+        await admin.ok(CARDS, p=pipeline["id"], n=25)  # warm
+        result = await move(admin, deal_id, stages[name], version,
+                            reason="price" if name == "Lost" else None)
+        assert result["errors"] == []
+        version += 1
+        board = (await admin.ok(CARDS, p=pipeline["id"], n=25))["board"]
+        where = [c["stage"]["name"] for c in board["columns"]
+                 for d in c["deals"] if d["id"] == deal_id]
+        assert where == [name]
