@@ -33,6 +33,7 @@ from saas.observability import context as observed
 from saas.observability.access import AccessLog
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
+from schema.live.transport import LiveTransportWSHandler
 from schema.response_cache import RESPONSE_CACHE, ResponseCache
 from schema.root import build_schema
 from tenants.credentials import authenticate
@@ -42,6 +43,9 @@ log = logging.getLogger("saas.app")
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and websocket authentication."""
+
+    # Live events are rendered once per selection and sent as text frames (schema.live).
+    graphql_transport_ws_handler_class = LiveTransportWSHandler
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
@@ -100,13 +104,13 @@ class GraphQLApp(GraphQL[Context, None]):
         tenant_id = context.principal.tenant_id
         key = cache.key(tenant_id, query, name, variables or {})
         rendering = None
-        async with cache.enter(tenant_id) as (uow, version):
+        async with cache.enter(tenant_id) as (version, pinned):
             body = cache.get(key, version)
             if body is None and (rendering := cache.inflight(key, version)) is None:
                 RESPONSE_CACHE.labels("miss").inc()
                 cache.lead(key, version)
                 rendered = None
-                context.pinned_uow = uow  # render in this transaction: 4 statements in all
+                context.pinned_uow = pinned()  # render in this transaction: 4 statements
                 try:
                     response = await super().run(request, context=context,
                                                  root_value=root_value)

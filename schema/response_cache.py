@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +49,7 @@ from graphql import (
 )
 from prometheus_client import Counter
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from saas.db import Database, UnitOfWork
 
@@ -159,13 +160,26 @@ class ResponseCache:
                 orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
 
     @asynccontextmanager
-    async def enter(self, tenant_id: uuid.UUID) -> AsyncIterator[tuple[UnitOfWork, int]]:
+    async def enter(self, tenant_id: uuid.UUID
+                    ) -> AsyncIterator[tuple[int, Callable[[], UnitOfWork]]]:
         """A read transaction under the tenant (RLS) and the tenant's board version in it:
-        BEGIN, one statement, and COMMIT when the block ends."""
-        async with self.db.unit_of_work(None) as uow:
-            value = (await uow.session.execute(_ENTER, {"t": tenant_id})).scalar()
-            uow.tenant_id = tenant_id
-            yield uow, int(value or 0)
+        BEGIN, one statement, and COMMIT when the block ends. A hit needs nothing more, so
+        this is a Core connection; `pinned()` gives a miss an ORM unit of work in the same
+        transaction to render the board in."""
+        async with self.db.engine.connect() as conn, conn.begin():
+            value = (await conn.execute(_ENTER, {"t": tenant_id})).scalar()
+            sessions: list[AsyncSession] = []
+
+            def pinned() -> UnitOfWork:
+                session = AsyncSession(bind=conn, expire_on_commit=False)
+                sessions.append(session)
+                return UnitOfWork(session=session, tenant_id=tenant_id)
+
+            try:
+                yield int(value or 0), pinned
+            finally:
+                for session in sessions:
+                    await session.close()
 
     def get(self, key: Key, version: int) -> bytes | None:
         entry = self._entries.get(key)

@@ -71,7 +71,9 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
         assert board["runs"][run]["latency_ms"]["p99"] > 0
     assert board["runs"]["graphql_with_writer"]["writer"]["moves"] > 0
     assert board["ratio_graphql_to_floor"] > 0
-    assert board["statements_per_request"]["constant"]
+    statements = board["statements_per_request"]
+    assert statements["constant"]
+    assert (statements["statements_miss"], statements["statements_hit"]) == (4, 3)
     assert "httpx" in tools  # the fallback served the tenant-count run
 
     tc = results["tenant_count"]
