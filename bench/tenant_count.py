@@ -6,7 +6,9 @@
 seed/tenants/scale but only the first 10 tenants of the plan (so the board tenant's rows are
 identical in both). For each database a fresh `saas serve` process serves the board
 tenant's board; latency is measured with one connection (wrk -c1, or httpx), throughput with
-16. The ratio is large/small of the median latency (target <= 1.1).
+16. The ratio is large/small of the median latency (target <= 1.1). Each database is measured
+twice: as served (the board response cache on) and with BOARD_CACHE_ENTRIES=0, so that the
+board query itself is compared too (the `uncached_` figures).
 Writes bench/results/tenant_count.json.
 """
 
@@ -36,7 +38,7 @@ async def _params(owner_url: str) -> dict[str, Any]:
 
 
 async def measure(owner_url: str, seconds: float, warmup: float,
-                  max_requests: int | None) -> dict[str, Any]:
+                  max_requests: int | None, *, cache: bool = True) -> dict[str, Any]:
     target = await board_target(owner_url)
     conn = await asyncpg.connect(dsn(owner_url))
     try:
@@ -44,7 +46,8 @@ async def measure(owner_url: str, seconds: float, warmup: float,
                                      "sum(events) AS events FROM bench_meta.tenants")
     finally:
         await conn.close()
-    with api_server(owner_url, name="tenant-count-api") as server:
+    env = {} if cache else {"BOARD_CACHE_ENTRIES": "0"}
+    with api_server(owner_url, name="tenant-count-api", **env) as server:
         body = await fetch(server.http, target)
         cards = sum(len(c["deals"]) for c in body["data"]["board"]["columns"])
         one = await load(server, target, seconds=seconds, connections=1, warmup=warmup,
@@ -63,14 +66,20 @@ async def run(*, big_db: str, small_db: str, seconds: float, warmup: float,
     await generate(db=small_db, tenants=params["tenants"], scale=params["scale"],
                    seed=params["seed"], end=datetime.fromisoformat(params["end"]),
                    limit_tenants=10, quiet=True)
-    small = await measure(db_url(small_db), seconds, warmup, max_requests)
-    print(f"small: {small['one_connection']['latency_ms']}", file=sys.stderr)
-    big = await measure(big_url, seconds, warmup, max_requests)
-    print(f"big: {big['one_connection']['latency_ms']}", file=sys.stderr)
-    p50 = big["one_connection"]["latency_ms"]["p50"] / small["one_connection"]["latency_ms"]["p50"]
-    rps = small["sixteen_connections"]["rps"] / big["sixteen_connections"]["rps"]
-    return {"small": small, "big": big, "ratio_latency_p50_big_to_small": round(p50, 3),
-            "ratio_throughput_small_to_big": round(rps, 3)}
+    # With the response cache (what clients get) and without it (the board query itself).
+    out: dict[str, Any] = {}
+    for label, cache in (("", True), ("uncached_", False)):
+        small = await measure(db_url(small_db), seconds, warmup, max_requests, cache=cache)
+        print(f"{label}small: {small['one_connection']['latency_ms']}", file=sys.stderr)
+        big = await measure(big_url, seconds, warmup, max_requests, cache=cache)
+        print(f"{label}big: {big['one_connection']['latency_ms']}", file=sys.stderr)
+        p50 = (big["one_connection"]["latency_ms"]["p50"]
+               / small["one_connection"]["latency_ms"]["p50"])
+        rps = small["sixteen_connections"]["rps"] / big["sixteen_connections"]["rps"]
+        out.update({f"{label}small": small, f"{label}big": big,
+                    f"{label}ratio_latency_p50_big_to_small": round(p50, 3),
+                    f"{label}ratio_throughput_small_to_big": round(rps, 3)})
+    return out
 
 
 def main() -> None:

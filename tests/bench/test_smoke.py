@@ -79,6 +79,7 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
     tc = results["tenant_count"]
     assert tc["small"]["tenants"] <= tc["big"]["tenants"]
     assert tc["ratio_latency_p50_big_to_small"] > 0
+    assert tc["uncached_ratio_latency_p50_big_to_small"] > 0
 
     fc = results["forecast"]
     assert fc["largest_tenant"]["median_s"] > 0 and fc["all_tenants"]["tenants"] == 3
