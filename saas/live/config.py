@@ -21,6 +21,7 @@ class LiveSettings(BaseSettings):
     page_size: int = 500  # LIVE_PAGE_SIZE: events per PostgreSQL read (replay, gap fill)
     publish_timeout: float = 1.0  # LIVE_PUBLISH_TIMEOUT: seconds a PUBLISH may take
     backoff_max: float = 2.0  # LIVE_BACKOFF_MAX: longest wait between reconnect attempts
+    render_cache: int = 1024  # LIVE_RENDER_CACHE: events whose renderings are kept (0: off)
 
 
 def channel_for(settings: Settings, live: LiveSettings) -> str:

@@ -18,4 +18,5 @@ def build_hub(settings: Settings, db: Database) -> Hub:
         page_size=live.page_size,
         publish_timeout=live.publish_timeout,
         backoff_max=live.backoff_max,
+        render_cache_size=live.render_cache,
     )

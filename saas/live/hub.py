@@ -16,12 +16,13 @@ so order and completeness never depend on Redis. Redis only makes delivery promp
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,20 +40,67 @@ log = logging.getLogger("saas.live")
 CATCH_UP = -1  # a wake-up without a sequence: read whatever is new
 
 
+class Wakeups:
+    """A subscriber's bounded FIFO of wake-ups (sequences), read by its one stream.
+
+    What asyncio.Queue does for this, with less work per put/get: a dispatch wakes every
+    subscriber of a board, so this runs once per subscriber per event.
+    """
+
+    __slots__ = ("_items", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._items: collections.deque[int] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, seq: int) -> None:
+        if 0 < self.maxsize <= len(self._items):
+            raise asyncio.QueueFull
+        self._items.append(seq)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> int:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def drain(self) -> list[int]:
+        """Everything queued now (possibly nothing)."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One live subscription: its filter and its bounded queue of wake-ups (sequences)."""
 
     tenant_id: uuid.UUID
     pipeline_id: uuid.UUID | None
-    queue: asyncio.Queue[int]
+    queue: Wakeups
     overflowed: bool = False
+    target: str | None = field(init=False)  # the pipeline id as messages carry it
+
+    def __post_init__(self) -> None:
+        self.target = None if self.pipeline_id is None else str(self.pipeline_id)
 
     def wants(self, message: dict[str, Any]) -> bool:
-        if self.pipeline_id is None:
-            return True
-        target = str(self.pipeline_id)
-        return message.get("pipeline") == target or message.get("from_pipeline") == target
+        target = self.target
+        return (target is None or message.get("pipeline") == target
+                or message.get("from_pipeline") == target)
 
     def notify(self, seq: int) -> None:
         if self.overflowed:
@@ -84,12 +132,101 @@ class Card:
     owner_name: str | None
 
 
+class Key:
+    """A hashable value whose hash is computed once (keys looked up once per subscriber)."""
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, *parts: Hashable) -> None:
+        self.parts = parts
+        self._hash = hash(parts)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, Key) and self._hash == other._hash
+                                 and self.parts == other.parts)
+
+    def __repr__(self) -> str:
+        return f"Key{self.parts!r}"
+
+
+class Delivered:
+    """One event of the log with its deal's card, as every subscriber of a batch sees it.
+
+    The objects of one read are shared by all the subscribers that waited on it, so what
+    is derived from them (the GraphQL object, its renderings) is built once. `render_key`
+    is the event's identity for that: tenant, sequence and the card's full value (the card
+    is "as it is now", so a later read of the same event may carry a different card and
+    then renders separately).
+    """
+
+    __slots__ = ("_render_key", "card", "derived", "event")
+
+    def __init__(self, event: StageEvent, card: Card | None) -> None:
+        self.event = event
+        self.card = card
+        self.derived: Any = None  # the GraphQL object, set by schema.live.types
+        self._render_key: Key | None = None
+
+    @property
+    def render_key(self) -> Key:
+        if self._render_key is None:
+            self._render_key = Key(self.event.tenant_id, self.event.seq, self.card)
+        return self._render_key
+
+    def __repr__(self) -> str:
+        return f"Delivered(seq={self.event.seq}, card={self.card!r})"
+
+
 @dataclass(frozen=True)
 class Batch:
     """One page of the log after a cursor, with the cards of the deals it mentions."""
 
     events: list[StageEvent]
     cards: dict[uuid.UUID, Card]
+    delivered: list[Delivered] = field(default_factory=list)  # same order as events
+
+
+class RenderCache:
+    """Renderings of events per (event, selection), shared by the subscribers of a process.
+
+    Bounded, oldest event first out: an event is rendered within moments of being read,
+    so a small cache is enough; a miss only means rendering again (the same bytes).
+    Values are opaque here (schema.live.transport stores GraphQL results).
+    """
+
+    def __init__(self, max_events: int = 1024) -> None:
+        self.max_events = max_events
+        self._events: dict[Key, dict[Hashable, Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, event: Key, selection: Hashable) -> Any:
+        renderings = self._events.get(event)
+        if renderings is None:
+            self.misses += 1
+            return None
+        found = renderings.get(selection)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, event: Key, selection: Hashable, value: Any) -> None:
+        if self.max_events <= 0:
+            return
+        renderings = self._events.get(event)
+        if renderings is None:
+            while len(self._events) >= self.max_events:
+                del self._events[next(iter(self._events))]
+            renderings = self._events[event] = {}
+        renderings[selection] = value
+
+    def __len__(self) -> int:
+        return len(self._events)
 
 
 @dataclass(eq=False)
@@ -106,9 +243,14 @@ class Hub:
     _subs: dict[uuid.UUID, set[Subscriber]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _publisher: aioredis.Redis | None = None
+    render_cache_size: int = 1024
     _inflight: dict[FetchKey, asyncio.Task[Batch]] = field(default_factory=dict)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
+    renderings: RenderCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renderings = RenderCache(self.render_cache_size)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,7 +278,7 @@ class Hub:
 
     # -- subscribers -----------------------------------------------------------------
     def subscribe(self, tenant_id: uuid.UUID, pipeline_id: uuid.UUID | None) -> Subscriber:
-        sub = Subscriber(tenant_id, pipeline_id, asyncio.Queue(maxsize=self.queue_size))
+        sub = Subscriber(tenant_id, pipeline_id, Wakeups(self.queue_size))
         self._subs.setdefault(tenant_id, set()).add(sub)
         WS_SUBSCRIPTIONS.inc()
         return sub
@@ -161,10 +303,16 @@ class Hub:
         except (KeyError, ValueError, TypeError):
             log.warning("ignoring malformed live message: %r", message)
             return
+        pipeline = message.get("pipeline")
+        from_pipeline = message.get("from_pipeline")
+        woken = 0
         for sub in tuple(self._subs.get(tenant, ())):
-            if sub.wants(message):
-                LIVE_WAKEUPS.inc()
+            target = sub.target
+            if target is None or target == pipeline or target == from_pipeline:
+                woken += 1
                 sub.notify(seq)
+        if woken:
+            LIVE_WAKEUPS.inc(woken)
 
     def catch_up_all(self) -> None:
         for subs in self._subs.values():
@@ -273,7 +421,7 @@ class Hub:
                 for r in result:
                     cards[r[0]] = Card(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
                                        r[9])
-        return Batch(rows, cards)
+        return Batch(rows, cards, [Delivered(e, cards.get(e.deal_id)) for e in rows])
 
 
 Publisher = Callable[[list[dict[str, object]]], Awaitable[None]]

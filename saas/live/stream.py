@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from saas.deals.models import StageEvent
 from saas.errors import NotFound
-from saas.live.hub import CATCH_UP, Card, Hub
+from saas.live.hub import CATCH_UP, Delivered, Hub
 from saas.observability.metrics import EVENTS_FANNED_OUT
 from saas.pipelines.models import Pipeline
 from tenants.principal import Principal
@@ -31,10 +31,7 @@ from tenants.principal import Principal
 log = logging.getLogger("saas.live")
 
 
-@dataclass(frozen=True)
-class Delivered:
-    event: StageEvent
-    card: Card | None
+__all__ = ["Delivered", "Resync", "head", "require_pipeline", "stream"]
 
 
 @dataclass(frozen=True)
@@ -85,9 +82,7 @@ async def stream(
                              last)
                 return
             if not pending:
-                wakes = [await sub.queue.get()]
-                while not sub.queue.empty():
-                    wakes.append(sub.queue.get_nowait())
+                wakes = [await sub.queue.get(), *sub.queue.drain()]
                 if sub.overflowed:
                     continue
                 target = max(wakes)
@@ -98,7 +93,8 @@ async def stream(
             # Read the log after the last delivered event until it is exhausted.
             while True:
                 batch = await hub.fetch(tenant, pipeline_id, last, kinds)
-                for event in batch.events:
+                for item in batch.delivered:  # shared with the other readers of this page
+                    event = item.event
                     if event.tenant_id != tenant:  # RLS guarantees it; check anyway
                         log.error("live: dropped another tenant's event (seq %s)", event.seq)
                         continue
@@ -107,7 +103,7 @@ async def stream(
                     last = event.seq
                     covered = max(covered, last)
                     EVENTS_FANNED_OUT.inc()
-                    yield Delivered(event, batch.cards.get(event.deal_id))
+                    yield item
                 if len(batch.events) < hub.page_size:
                     break
     finally:

@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from saas.live.hub import Card
+from saas.live.hub import Card, Key
 from saas.live.stream import Delivered, Resync
 from schema.deals.types import Temperature
 from schema.nodes import gid
@@ -63,6 +63,8 @@ class DealEvent:
     currency: str
     actor: Actor
     deal: DealCard | None = strawberry.field(description="Null if the deal was deleted.")
+    # Not in the schema: the event's identity (tenant, seq, card) for shared renderings.
+    render_key: strawberry.Private[Key | None] = None
 
 
 @strawberry.type
@@ -116,9 +118,21 @@ _KIND_TYPES: dict[str, type[DealEvent]] = {
 
 
 def to_graphql(item: Delivered | Resync) -> object:
+    """The GraphQL object of a stream item; built once per shared Delivered object.
+
+    Every field of these types is plain data (no resolver, nothing from the subscriber's
+    context), so the object and its renderings may be shared by all subscribers who
+    received the same Delivered; tests/live check that stays true.
+    """
     if isinstance(item, Resync):
         return ResyncRequired(reason=item.reason,
                               last_cursor=str(item.last_seq) if item.last_seq else None)
+    if item.derived is None:
+        item.derived = _event(item)
+    return item.derived
+
+
+def _event(item: Delivered) -> DealEvent:
     e = item.event
     cls = _KIND_TYPES[e.kind]
     fields: dict[str, object] = dict(
@@ -129,6 +143,7 @@ def to_graphql(item: Delivered | Resync) -> object:
         actor=Actor(user_id=gid("User", e.actor_user_id),
                     api_key_id=gid("ApiKey", e.actor_api_key_id)),
         deal=DealCard.from_card(item.card) if item.card else None,
+        render_key=item.render_key,
     )
     if cls is DealUpdated:
         fields["data"] = e.data
@@ -137,3 +152,8 @@ def to_graphql(item: Delivered | Resync) -> object:
     elif cls is DealTransferred:
         fields["from_pipeline_id"] = gid("Pipeline", e.from_pipeline_id)
     return cls(**fields)  # type: ignore[arg-type]
+
+
+LIVE_TYPES: tuple[type, ...] = (DealCreated, DealMoved, DealUpdated, DealLost, DealReopened,
+                                DealTransferred, DealCard, Owner, Actor)
+"""The types whose renderings are shared between subscribers (see schema.live.transport)."""

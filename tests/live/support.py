@@ -134,6 +134,7 @@ class WsClient:
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.binary_frames = 0  # graphql-transport-ws messages are text: must stay 0
         self._reader = asyncio.create_task(self._read())
         self._next_id = 0
 
@@ -150,6 +151,8 @@ class WsClient:
     async def _read(self) -> None:
         with contextlib.suppress(Exception):
             async for raw in self.conn:
+                if not isinstance(raw, str):
+                    self.binary_frames += 1
                 msg = json.loads(raw)
                 if msg.get("type") == "ping":
                     await self.conn.send(json.dumps({"type": "pong"}))
