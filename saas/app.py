@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from saas.errors import Unauthenticated
 from saas.live.factory import build_hub
 from saas.observability import context as observed
 from saas.observability.access import AccessLog
+from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
 from schema.live.transport import LiveTransportWSHandler
@@ -98,6 +100,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 or not cache.is_cacheable(query, name)):
             RESPONSE_CACHE.labels("bypass").inc()
             return await super().run(request, root_value=root_value)
+        start = time.perf_counter()
         context = await self.get_context(request, await self.get_sub_response(request))
         if context.principal is None:  # the usual path reports the authentication error
             return await super().run(request, context=context, root_value=root_value)
@@ -127,6 +130,9 @@ class GraphQLApp(GraphQL[Context, None]):
             if body is None:  # it failed: answer this one on its own
                 return await super().run(request, context=context, root_value=root_value)
         RESPONSE_CACHE.labels("hit").inc()
+        label = operation_label(name)
+        observed.operation.set(label)
+        GRAPHQL_DURATION.labels(label, "query").observe(time.perf_counter() - start)
         return Response(body, media_type="application/json")
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
+from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from saas.db import Database
@@ -71,9 +72,11 @@ async def test_a_repeated_board_is_served_without_rendering(
     db = app.state.services.db
     _t, admin, pipeline, _ = await _setup(tenants)
     first = await admin.gql(CARDS, p=pipeline["id"], n=25)
+    hits = REGISTRY.get_sample_value("saas_board_cache_total", {"result": "hit"}) or 0
     with statements(db) as seen:
         again = await admin.gql(CARDS, p=pipeline["id"], n=25)
     assert again == first
+    assert REGISTRY.get_sample_value("saas_board_cache_total", {"result": "hit"}) == hits + 1
     # One statement: set the tenant and read its board version (BEGIN/COMMIT are asyncpg's).
     assert len(seen) == 1 and "enter_tenant_board_version" in seen[0]
     # Other variables are another entry: rendered, then served.
