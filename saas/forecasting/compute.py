@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,22 +45,26 @@ def forecast(data: PipelineData, deals: OpenDeals, *, horizon: int, as_of: datet
     projection = project(estimate.matrix, data.stages, current, horizon, inflow=inflow,
                          band=BAND)
     p = projection.deal_won  # (open deals, H+1)
-    currency = np.array([c for c, o in zip(deals.currency, still_open, strict=True) if o])
-    owners = [o for o, keep in zip(deals.owner, still_open, strict=True) if keep]
-    teams = [t for t, keep in zip(deals.team, still_open, strict=True) if keep]
+    currency = deals.currency[still_open]
+    owner = deals.owner[still_open]
     amount = current.amount
+    n_currencies, n_owners = len(deals.currencies), len(deals.owners)
+    by_name = sorted(range(n_currencies), key=deals.currencies.__getitem__)
+    present = np.zeros(n_currencies, dtype=bool)
+    present[currency] = True
 
     horizons = []
     for h in range(1, horizon + 1):
         ph = p[:, h] if p.size else np.zeros(0)
         count, count_var = float(ph.sum()), float((ph * (1 - ph)).sum())
         by_currency = []
-        for code in sorted(set(currency.tolist())):
+        for code in (c for c in by_name if present[c]):
             m = currency == code
             mean = float((amount[m] * ph[m]).sum())
             var = float((amount[m] ** 2 * ph[m] * (1 - ph[m])).sum())
             low, high = _band(mean, var)
-            by_currency.append({"currency": code, "amount": mean, "low": low, "high": high})
+            by_currency.append({"currency": deals.currencies[code], "amount": mean,
+                                "low": low, "high": high})
         low, high = _band(count, count_var)
         horizons.append({
             "horizon": h,
@@ -71,15 +74,31 @@ def forecast(data: PipelineData, deals: OpenDeals, *, horizon: int, as_of: datet
             "expectedWonAmount": by_currency,
             "newDealsWonCount": float(projection.total.count[h] - projection.pipeline.count[h]),
         })
-    per_owner: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-    for i, (owner, team) in enumerate(zip(owners, teams, strict=True)):
-        key = (str(owner) if owner else None, str(team) if team else None)
-        entry = per_owner.setdefault(key, {"ownerId": key[0], "teamId": key[1],
-                                           "expectedWonCount": [0.0] * horizon,
-                                           "amounts": defaultdict(lambda: [0.0] * horizon)})
-        for h in range(1, horizon + 1):
-            entry["expectedWonCount"][h - 1] += float(p[i, h])
-            entry["amounts"][str(currency[i])][h - 1] += float(amount[i] * p[i, h])
+    # Per owner (with the owner's team), in the order owners first appear among the deals.
+    # bincount adds the weights one deal after another in deal order, so each sum is the
+    # same float as a running total over that owner's deals.
+    pair = owner * n_currencies + currency
+    won_count = np.zeros((n_owners, horizon))
+    won_amount = np.zeros((n_owners * n_currencies, horizon))
+    for h in range(1, horizon + 1):
+        won_count[:, h - 1] = np.bincount(owner, weights=p[:, h], minlength=n_owners)
+        won_amount[:, h - 1] = np.bincount(pair, weights=amount * p[:, h],
+                                           minlength=n_owners * n_currencies)
+    has_pair = np.zeros(n_owners * n_currencies, dtype=bool)
+    has_pair[pair] = True
+    codes, first = np.unique(owner, return_index=True)
+    by_owner = []
+    for o in codes[np.argsort(first)].tolist():
+        owner_id, team_id = deals.owners[o]
+        by_owner.append({
+            "ownerId": str(owner_id) if owner_id else None,
+            "teamId": str(team_id) if team_id else None,
+            "expectedWonCount": won_count[o].tolist(),
+            "expectedWonAmount": [
+                {"currency": deals.currencies[c],
+                 "amounts": won_amount[o * n_currencies + c].tolist()}
+                for c in by_name if has_pair[o * n_currencies + c]],
+        })
     return {
         "asOf": as_of.isoformat(),
         "periodDays": period / timedelta(days=1),
@@ -93,11 +112,5 @@ def forecast(data: PipelineData, deals: OpenDeals, *, horizon: int, as_of: datet
         "matrix": estimate.matrix.round(6).tolist(),
         "inflowPerPeriod": float(inflow.rate) if inflow else 0.0,
         "horizons": horizons,
-        "byOwner": [
-            {"ownerId": e["ownerId"], "teamId": e["teamId"],
-             "expectedWonCount": e["expectedWonCount"],
-             "expectedWonAmount": [{"currency": c, "amounts": v}
-                                   for c, v in sorted(e["amounts"].items())]}
-            for e in per_owner.values()
-        ],
+        "byOwner": by_owner,
     }

@@ -3,16 +3,24 @@
 Runs under the tenant's RLS like everything else: a job for tenant A sees only A's rows.
 Events of a deal from before it was transferred into this pipeline name stages of another
 pipeline; they are dropped, so such a deal enters this pipeline's history at its transfer.
+
+The two big reads (about a million events and 100k deals for the largest tenant) come back
+as binary COPY streams whose fields all have a fixed width, so NumPy reads them in place
+(`_fixed_rows`): no Python object per row or per value. The events arrive ordered by
+(deal_id, seq) from the covering index `stage_events_forecast` (migration 0007), with no
+sort, and the deals are numbered from that order (dense rank of deal_id, as before).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from saas.db import UnitOfWork
 from saas.forecasting.model import EventLog, Stage, StageKind
@@ -20,78 +28,178 @@ from saas.forecasting.model import EventLog, Stage, StageKind
 _STAGES = text(
     "SELECT id, name, kind, probability FROM stages WHERE pipeline_id = :p "
     "ORDER BY archived_at IS NOT NULL, position, id")
-# The whole log comes back as a few arrays in one row (not a million rows): the driver
-# decodes them in C and NumPy takes them as they are. Aggregates of one query level see the
-# rows in the same order, so the arrays line up; NumPy then orders them by seq.
-_EVENTS = text(
-    """
-    WITH ev AS (
-      SELECT e.seq, e.deal_id, (dense_rank() OVER (ORDER BY e.deal_id)) - 1 AS di,
-             extract(epoch FROM e.occurred_at)::float8 AS at,
-             array_position(CAST(:stage_ids AS uuid[]), e.to_stage_id) - 1 AS idx,
-             e.kind IN ('created', 'transferred') AS created
-      FROM stage_events e
-      WHERE e.pipeline_id = :p AND e.kind <> 'updated' AND e.occurred_at < :as_of
-        AND e.to_stage_id = ANY(CAST(:stage_ids AS uuid[]))
-    ),
-    -- The same numbering (dense rank of deal_id), with each deal's current amount.
-    numbered AS (SELECT DISTINCT deal_id, di FROM ev)
-    SELECT array_agg(seq) AS seq, array_agg(di) AS deal, array_agg(at) AS at,
-           array_agg(idx) AS stage, array_agg(created) AS created,
-           (SELECT array_agg(n.deal_id ORDER BY n.di) FROM numbered n) AS ids,
-           (SELECT array_agg(coalesce(d.amount, 0)::float8 ORDER BY n.di)
-            FROM numbered n LEFT JOIN deals d ON d.id = n.deal_id) AS amounts
-    FROM ev
-    """)
-_DEALS = text(
-    """
-    SELECT d.id, d.stage_id, d.amount::float8 AS amount, d.currency, d.owner_id, u.team_id
+_EVENT_FILTER = """
+    FROM stage_events e
+    WHERE e.pipeline_id = $1 AND e.kind <> 'updated' AND e.occurred_at < $3
+      AND e.to_stage_id = ANY($2::uuid[])"""
+# One row per event, in deal order (ties by seq, i.e. by the order they were written).
+_EVENTS = f"""
+    SELECT e.deal_id, e.occurred_at,
+           (array_position($2::uuid[], e.to_stage_id) - 1)::int2,
+           e.kind IN ('created', 'transferred')
+    {_EVENT_FILTER}
+    ORDER BY e.deal_id, e.seq"""
+# The current amount of every deal of the event log, in the same (deal_id) order.
+_AMOUNTS = f"""
+    SELECT coalesce(d.amount, 0)::float8
+    FROM (SELECT DISTINCT e.deal_id {_EVENT_FILTER}) n LEFT JOIN deals d ON d.id = n.deal_id
+    ORDER BY n.deal_id"""
+_NIL = "'00000000-0000-0000-0000-000000000000'::uuid"
+# Every field has a fixed width: NULL owners/teams become the nil UUID plus a flag, and the
+# currency (char(3), so 3 characters, padded as stored: 3 to 12 UTF-8 bytes) becomes its
+# UTF-8 bytes left-padded with zero bytes to 12 (text never contains a zero byte).
+_DEALS = f"""
+    SELECT (array_position($2::uuid[], d.stage_id) - 1)::int2, d.amount::float8,
+           decode(lpad(encode(convert_to(rpad(d.currency::text, 3), 'UTF8'), 'hex'), 24, '0'),
+                  'hex'),
+           coalesce(d.owner_id, {_NIL}), d.owner_id IS NULL,
+           coalesce(u.team_id, {_NIL}), u.team_id IS NULL
     FROM deals d LEFT JOIN users u ON u.id = d.owner_id
-    WHERE d.pipeline_id = :p
-      AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = :owner)
-      AND (CAST(:team AS uuid) IS NULL OR u.team_id = :team)
-    """)
+    WHERE d.pipeline_id = $1
+      AND ($3::uuid IS NULL OR d.owner_id = $3)
+      AND ($4::uuid IS NULL OR u.team_id = $4)
+    ORDER BY d.id"""
+
+# PostgreSQL timestamps count microseconds from 2000-01-01 UTC.
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+_PG_TIMESTAMP_INFINITY = np.iinfo(np.int64).max
+_UUID = [("hi", ">u8"), ("lo", ">u8")]  # a uuid's 16 bytes, compared like PostgreSQL does
 
 
 @dataclass(frozen=True)
+class PipelineStages:
+    ids: list[uuid.UUID]
+    stages: list[Stage]
+
+
+@dataclass(frozen=True, eq=False)
 class PipelineData:
     stage_ids: list[uuid.UUID]
     stages: list[Stage]
     log: EventLog
-    deal_ids: list[uuid.UUID]  # index -> deal id, for the event log
-    amounts: np.ndarray  # per event-log deal index (0 for deals no longer present)
+    deal_keys: np.ndarray  # index -> deal id as 16 bytes (dtype V16), for the event log
+    amounts: np.ndarray | None  # per event-log deal index; loaded only when asked for
+
+    @property
+    def deal_ids(self) -> list[uuid.UUID]:
+        """Index -> deal id of the event log."""
+        return [uuid.UUID(bytes=bytes(k)) for k in self.deal_keys]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OpenDeals:
-    ids: list[uuid.UUID]
-    stage: np.ndarray
+    """Deals in the pipeline now, ordered by id; owner and currency as codes into tables."""
+
+    stage: np.ndarray  # stage index
     amount: np.ndarray
-    currency: list[str]
-    owner: list[uuid.UUID | None]
-    team: list[uuid.UUID | None]
+    currency: np.ndarray  # index into `currencies`
+    currencies: list[str]  # as stored (char(3), so padded to 3 characters)
+    owner: np.ndarray  # index into `owners`
+    owners: list[tuple[uuid.UUID | None, uuid.UUID | None]]  # (owner id, owner's team id)
+
+    @property
+    def size(self) -> int:
+        return int(self.stage.size)
 
 
-async def load_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime) -> PipelineData:
-    stage_rows = (await uow.session.execute(_STAGES, {"p": pipeline_id})).all()
-    stage_ids = [r.id for r in stage_rows]
-    stages = [Stage(key=r.name, kind=StageKind[r.kind.upper()], probability=float(r.probability))
-              for r in stage_rows]
-    params = {"p": pipeline_id, "as_of": as_of}
-    # The deal numbering sorts the pipeline's events by deal: give it memory, not disk.
-    await uow.session.execute(text("SET LOCAL work_mem = '64MB'"))
-    row = (await uow.session.execute(_EVENTS, {**params, "stage_ids": stage_ids})).one()
-    deal_ids = list(row.ids or [])
-    order = np.argsort(np.array(row.seq or [], dtype=np.int64), kind="stable")
+async def _copy(uow: UnitOfWork, query: str, *args: object) -> bytes:
+    """Run `query` as a binary COPY on the unit of work's connection (same transaction)."""
+    connection = await uow.session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    chunks: list[bytes] = []
 
-    def column(values: list[object] | None, dtype: type) -> np.ndarray:
-        return np.array(values or [], dtype=dtype)[order]
+    async def sink(chunk: bytes) -> None:
+        chunks.append(chunk)
 
-    log = EventLog.from_arrays(column(row.deal, np.int64), column(row.at, np.float64),
-                               column(row.stage, np.int64), created=column(row.created, bool),
-                               n_deals=len(deal_ids))
-    return PipelineData(stage_ids=stage_ids, stages=stages, log=log, deal_ids=deal_ids,
-                        amounts=np.array(row.amounts or [], dtype=np.float64))
+    try:
+        await driver.copy_from_query(query, *args, output=sink, format="binary")
+    except asyncpg.InterfaceError as e:
+        # What SQLAlchemy raises for the same driver error (a lost connection, say), so the
+        # job's retry policy treats both paths alike.
+        raise exc.InterfaceError(query, None, e) from e
+    return b"".join(chunks)
+
+
+def _fixed_rows(buf: bytes, fields: Sequence[tuple[str, object]]) -> np.ndarray:
+    """The rows of a binary COPY whose fields are all non-NULL and of a fixed width, as a
+    structured array (big-endian, as sent). Raises ValueError on anything else."""
+    signature = b"PGCOPY\n\xff\r\n\x00"
+    if not buf.startswith(signature) or not buf.endswith(b"\xff\xff"):
+        raise ValueError("not a binary COPY stream")
+    start = len(signature) + 8 + int.from_bytes(buf[len(signature) + 4:len(signature) + 8], "big")
+    layout: list[tuple[str, object]] = [("n_fields", ">i2")]
+    for name, kind in fields:
+        layout += [(f"{name}_len", ">i4"), (name, kind)]
+    dtype = np.dtype(layout)
+    body = len(buf) - 2 - start
+    if body % dtype.itemsize:
+        raise ValueError("binary COPY rows are not of the expected width (a NULL?)")
+    rows = np.frombuffer(buf, dtype=dtype, count=body // dtype.itemsize, offset=start)
+    if np.any(rows["n_fields"] != len(fields)):
+        raise ValueError("binary COPY rows do not have the expected fields")
+    for name, kind in fields:
+        if np.any(rows[f"{name}_len"] != np.dtype(kind).itemsize):  # type: ignore[call-overload]
+            raise ValueError(f"binary COPY field {name} is NULL or not of the expected width")
+    return rows
+
+
+def _codes(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes of the rows' key tuples (in key order) and each code's first row."""
+    n = keys[0].size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys[::-1])
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any([k[order][1:] != k[order][:-1] for k in keys], axis=0)
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = np.cumsum(new) - 1
+    return codes, order[new]
+
+
+def _uuid(row: np.void) -> uuid.UUID:
+    return uuid.UUID(int=(int(row["hi"]) << 64) | int(row["lo"]))
+
+
+async def load_stages(uow: UnitOfWork, pipeline_id: uuid.UUID) -> PipelineStages:
+    rows = (await uow.session.execute(_STAGES, {"p": pipeline_id})).all()
+    return PipelineStages(
+        ids=[r.id for r in rows],
+        stages=[Stage(key=r.name, kind=StageKind[r.kind.upper()],
+                      probability=float(r.probability)) for r in rows])
+
+
+async def load_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime, *,
+                        stages: PipelineStages | None = None,
+                        with_amounts: bool = False) -> PipelineData:
+    """The pipeline's stage events before `as_of` as an event log (deals numbered in
+    deal_id order); with `with_amounts`, also each of those deals' current amount."""
+    if stages is None:
+        stages = await load_stages(uow, pipeline_id)
+    args = (pipeline_id, stages.ids, as_of)
+    rows = _fixed_rows(await _copy(uow, _EVENTS, *args), [
+        ("deal", _UUID), ("at", ">i8"), ("stage", ">i2"), ("created", "?")])
+    deal = rows["deal"]
+    first = np.ones(deal.size, dtype=bool)
+    first[1:] = (deal["hi"][1:] != deal["hi"][:-1]) | (deal["lo"][1:] != deal["lo"][:-1])
+    index = np.cumsum(first) - 1
+    n_deals = int(first.sum())
+    # extract(epoch FROM occurred_at)::float8, bit for bit: the microseconds are exact in a
+    # float64 and the division rounds once, as the cast from PostgreSQL's exact numeric does.
+    micros = rows["at"].astype(np.int64)
+    seconds = np.where(micros == -_PG_TIMESTAMP_INFINITY - 1, -np.inf,
+                       (micros + _PG_EPOCH_US).astype(np.float64) / 1e6)
+    log = EventLog.from_arrays(index, seconds, rows["stage"].astype(np.int64),
+                               created=rows["created"], n_deals=n_deals)
+    keys = np.ascontiguousarray(deal[first]).view("V16")
+    amounts = None
+    if with_amounts:
+        amounts = _fixed_rows(await _copy(uow, _AMOUNTS, *args),
+                              [("amount", ">f8")])["amount"].astype(np.float64)
+        if amounts.size != n_deals:
+            raise ValueError("the pipeline's events changed while they were being read")
+    return PipelineData(stage_ids=stages.ids, stages=stages.stages, log=log, deal_keys=keys,
+                        amounts=amounts)
 
 
 async def load_open_deals(
@@ -99,14 +207,22 @@ async def load_open_deals(
     owner_id: uuid.UUID | None, team_id: uuid.UUID | None,
 ) -> OpenDeals:
     """Deals in the pipeline now (won ones too: they stay won), optionally one owner/team's."""
-    index = {sid: i for i, sid in enumerate(stage_ids)}
-    rows = (await uow.session.execute(
-        _DEALS, {"p": pipeline_id, "owner": owner_id, "team": team_id})).all()
-    return OpenDeals(
-        ids=[r.id for r in rows],
-        stage=np.array([index[r.stage_id] for r in rows], dtype=np.int64),
-        amount=np.array([r.amount for r in rows], dtype=np.float64),
-        currency=[r.currency for r in rows],
-        owner=[r.owner_id for r in rows],
-        team=[r.team_id for r in rows],
-    )
+    rows = _fixed_rows(await _copy(uow, _DEALS, pipeline_id, stage_ids, owner_id, team_id), [
+        ("stage", ">i2"), ("amount", ">f8"), ("currency", [("a", ">u8"), ("b", ">u4")]),
+        ("owner", _UUID), ("no_owner", "?"), ("team", _UUID), ("no_team", "?")])
+    currency = rows["currency"]
+    currency_code, currency_first = _codes(currency["a"], currency["b"])
+    raw = np.ascontiguousarray(currency[currency_first]).tobytes()
+    currencies = [raw[i:i + 12].lstrip(b"\0").decode() for i in range(0, len(raw), 12)]
+    owner, team = rows["owner"], rows["team"]
+    owner_code, owner_first = _codes(rows["no_owner"], owner["hi"], owner["lo"])
+    # The team comes from the owner's user row, so it is the same for every deal of an owner.
+    if (team[owner_first][owner_code] != team).any() or (
+            rows["no_team"][owner_first][owner_code] != rows["no_team"]).any():
+        raise ValueError("deals of one owner came back with different teams")
+    owners = [(None if rows["no_owner"][i] else _uuid(owner[i]),
+               None if rows["no_team"][i] else _uuid(team[i])) for i in owner_first]
+    return OpenDeals(stage=rows["stage"].astype(np.int64),
+                     amount=rows["amount"].astype(np.float64),
+                     currency=currency_code, currencies=currencies,
+                     owner=owner_code, owners=owners)

@@ -141,10 +141,8 @@ async def run(*, db: Database, tenant_id: uuid.UUID, forecast_id: uuid.UUID,
             return status or "missing"
     as_of = now or datetime.now(UTC)
     try:
-        async with db.unit_of_work(tenant_id) as uow:
-            loaded = await loading.load_pipeline(uow, row.pipeline_id, as_of)
-            deals = await loading.load_open_deals(uow, row.pipeline_id, loaded.stage_ids,
-                                                  row.owner_id, row.team_id)
+        loaded, deals = await load(db=db, tenant_id=tenant_id, pipeline_id=row.pipeline_id,
+                                   as_of=as_of, owner_id=row.owner_id, team_id=row.team_id)
         # NumPy work off the event loop, so a big tenant does not stall other jobs.
         result = await asyncio.to_thread(
             forecast, loaded, deals, horizon=row.horizon_months, as_of=as_of,
@@ -159,6 +157,29 @@ async def run(*, db: Database, tenant_id: uuid.UUID, forecast_id: uuid.UUID,
             "finished_at = now() WHERE id = :id AND status = 'running'"),
             {"id": forecast_id, "r": json.dumps(result)})
     return "done"
+
+
+async def load(*, db: Database, tenant_id: uuid.UUID, pipeline_id: uuid.UUID, as_of: datetime,
+               owner_id: uuid.UUID | None, team_id: uuid.UUID | None,
+               ) -> tuple[loading.PipelineData, loading.OpenDeals]:
+    """The pipeline's event log and its deals now, read at the same time on two connections,
+    each in its own unit of work for the tenant (so under RLS). Each statement reads its own
+    snapshot, exactly as the two statements of one READ COMMITTED transaction did."""
+    async with db.unit_of_work(tenant_id) as uow:
+        stages = await loading.load_stages(uow, pipeline_id)
+
+    async def events() -> loading.PipelineData:
+        async with db.unit_of_work(tenant_id) as uow:
+            return await loading.load_pipeline(uow, pipeline_id, as_of, stages=stages)
+
+    async def deals() -> loading.OpenDeals:
+        async with db.unit_of_work(tenant_id) as uow:
+            return await loading.load_open_deals(uow, pipeline_id, stages.ids, owner_id,
+                                                 team_id)
+
+    async with asyncio.TaskGroup() as group:
+        loaded, current = group.create_task(events()), group.create_task(deals())
+    return loaded.result(), current.result()
 
 
 async def mark_failed(*, db: Database, tenant_id: uuid.UUID, forecast_id: uuid.UUID,
@@ -180,7 +201,8 @@ async def accuracy(*, uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime,
     if as_of + horizon * DEFAULT_PERIOD > datetime.now(UTC):
         raise ValidationFailed("asOf + horizon must lie in the past to be scored", field="asOf")
     await pipelines.get_pipeline(uow=uow, pipeline_id=pipeline_id)
-    loaded = await loading.load_pipeline(uow, pipeline_id, datetime.now(UTC))
+    loaded = await loading.load_pipeline(uow, pipeline_id, datetime.now(UTC), with_amounts=True)
+    assert loaded.amounts is not None
     result = backtest(loaded.log, loaded.stages, loaded.amounts, as_of, horizon)
     return {
         "predictedWonCount": result.predicted.count[1:].tolist(),
