@@ -17,8 +17,10 @@ commit, before the response is written). Every subscriber must receive exactly t
 in sequence order (loss or duplication fails the run).
 
 The default rate is 2 moves/s: at 20 moves/s one process had to serialise 20,000 event
-deliveries a second at 1,000 subscribers (each delivery executes the subscription's GraphQL
-selection), which overloaded it and measured queueing, not latency.
+deliveries a second at 1,000 subscribers, which overloaded it and measured queueing, not
+latency. (Events are now rendered once per selection, so what remains per subscriber is the
+stream's wake-up, Strawberry's per-result handling and the websocket write.) The result
+records each move's slowest delivery (`per_move_max_ms`) to tell stalls from steady cost.
 Results go to bench/results/live_latency.json.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -44,6 +47,13 @@ from tenants.credentials import issue_jwt
 SEGMENTS = "query { segments { id pipeline { id stages { id kind position } } } }"
 CREATE_DEAL = """mutation($input: CreateDealInput!) {
   createDeal(input: $input) { deal { id version } errors { code message } } }"""
+
+
+def cpu_seconds(server: Any) -> float:
+    """User + system CPU time of the server process so far (Linux /proc)."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
@@ -81,6 +91,7 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
         sent: dict[int, float] = {}
         answered: dict[int, float] = {}
         ids = list(deals)
+        cpu0 = cpu_seconds(server)
         t0 = time.monotonic()
         for m in range(moves):
             await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
@@ -100,6 +111,7 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
                 len(c.received[s]) < moves for c, s in subs):
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # anything extra (duplicates) arrives now
+        server_cpu = cpu_seconds(server) - cpu0
         received = [c.received[s] for c, s in subs]
         errors = sum(len(c.errors) for c, _ in subs)
         await asyncio.gather(*(c.close() for c, _ in subs))
@@ -112,6 +124,11 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
                and [s for s, _ in r] == expected[:len(r)])
     from_send = [(t - sent[s]) * 1000 for r in received for s, t in r if s in sent]
     from_resp = [(t - answered[s]) * 1000 for r in received for s, t in r if s in answered]
+    per_move: dict[int, list[float]] = {s: [] for s in expected}
+    for r in received:
+        for s, t in r:
+            if s in per_move:
+                per_move[s].append((t - sent[s]) * 1000)
     return {
         "subscribers": n_subs, "moves": moves, "rate_per_s": rate,
         "writer_seconds": round(writer_s, 2), "connect_seconds": round(connect_s, 2),
@@ -127,6 +144,12 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
         "response_to_receipt_ms": {"p50": round(pct(from_resp, 50), 2),
                                    "p99": round(pct(from_resp, 99), 2)},
         "mutation_ms_p50": round(pct([(answered[s] - sent[s]) * 1000 for s in sent], 50), 2),
+        # The API process's CPU time from the first move to the end of the drain, per
+        # delivery: steadier than latency on a shared machine.
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_us_per_delivery": round(server_cpu / max(1, len(from_send)) * 1e6, 1),
+        # Slowest delivery of each move, in sending order (shows stalls and warm-up).
+        "per_move_max_ms": [round(max(v), 1) if v else None for v in per_move.values()],
     }
 
 
