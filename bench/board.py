@@ -126,33 +126,16 @@ def board_shape(body: dict[str, Any]) -> dict[str, Any]:
 
 async def count_statements(owner_url: str, target: Target,
                            sizes: tuple[int, ...] = (1, 25, 100)) -> dict[str, Any]:
-    """SQL statements one board request sends, by board size (in-process app, SQLAlchemy
-    engine events; BEGIN and COMMIT go through asyncpg's transaction API and are counted
-    from the engine's begin/commit events)."""
-    from sqlalchemy import event
-
+    """SQL statements one board request sends, by board size and for a cache miss and a hit
+    (in-process app; saas.observability.statements counts what SQLAlchemy executes and what
+    goes straight through asyncpg, BEGIN and COMMIT included)."""
     from saas.app import create_app
+    from saas.observability.statements import statements
 
     app = create_app(settings_for(owner_url))
     per_size: dict[str, Any] = {}
     async with app.router.lifespan_context(app):
-        engine = app.state.services.db.engine.sync_engine
-        seen: list[str] = []
-
-        def on_begin(conn: Any) -> None:
-            seen.append("BEGIN")
-
-        def on_commit(conn: Any) -> None:
-            seen.append("COMMIT")
-
-        def on_rollback(conn: Any) -> None:
-            seen.append("ROLLBACK")
-
-        def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            seen.append(" ".join(statement.split())[:60])
-
-        listeners = (("begin", on_begin), ("commit", on_commit), ("rollback", on_rollback),
-                     ("before_cursor_execute", on_execute))
+        db = app.state.services.db
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             headers = {"Authorization": f"Bearer {target.token}",
@@ -163,18 +146,13 @@ async def count_statements(owner_url: str, target: Target,
                 # is served from the response cache: both are counted.
                 per_size[str(n)] = {}
                 for case in ("miss", "hit"):
-                    for name, fn in listeners:
-                        event.listen(engine, name, fn)
-                    seen.clear()
-                    try:
+                    async with statements(db) as seen:
                         r = await client.post("/graphql", content=target.body(n),
                                               headers=headers)
-                    finally:
-                        for name, fn in listeners:
-                            event.remove(engine, name, fn)
                     body = r.json()
                     assert "errors" not in body, body
-                    per_size[str(n)][case] = {"statements": len(seen), "sequence": list(seen),
+                    per_size[str(n)][case] = {"statements": len(seen),
+                                              "sequence": [q[:60] for q in seen],
                                               "cards": board_shape(body)["cards"]}
     counts = {v[case]["statements"] for v in per_size.values() for case in v}
     constant = all(len({v[case]["statements"] for v in per_size.values()}) == 1

@@ -23,7 +23,7 @@ import orjson
 from saas.settings import Settings
 from tenants.credentials import principal_from_jwt
 
-# The same cards as saas/deals/board.py (LATERAL first N per stage on the board index) and
+# The same cards as the board query (board_rows, migration 0009: LATERAL first N per stage) and
 # the same response as bench.board.QUERY, global ids included.
 FLOOR_SQL = """
 SELECT json_build_object('data', json_build_object('board', json_build_object(

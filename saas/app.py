@@ -107,14 +107,17 @@ class GraphQLApp(GraphQL[Context, None]):
         tenant_id = context.principal.tenant_id
         key = cache.key(tenant_id, query, name, variables or {})
         rendering = None
-        async with cache.enter(tenant_id) as (version, pinned):
+        async with cache.enter(tenant_id) as lease:
+            version = await lease.version()
             body = cache.get(key, version)
             if body is None and (rendering := cache.inflight(key, version)) is None:
                 RESPONSE_CACHE.labels("miss").inc()
                 cache.lead(key, version)
                 rendered = None
-                context.pinned_uow = pinned()  # render in this transaction: 4 statements
                 try:
+                    # Rendered after the version was read, so its data is at least as new
+                    # as that version (the entry's).
+                    context.pinned_uow = await lease.render()
                     response = await super().run(request, context=context,
                                                  root_value=root_value)
                     if (response.status_code == 200

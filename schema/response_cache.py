@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +48,7 @@ from graphql import (
     visit,
 )
 from prometheus_client import Counter
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
 
 from saas.db import Database, UnitOfWork
 
@@ -75,7 +74,7 @@ CACHEABLE: dict[str, frozenset[str]] = {
 }
 
 # Sets app.tenant_id and reads the version in one statement (migration 0007).
-_ENTER = text("SELECT enter_tenant_board_version(:t)")
+ENTER_SQL = "SELECT enter_tenant_board_version($1)"
 
 
 def _allowed(type_name: str, field: str) -> bool:
@@ -116,6 +115,33 @@ def cacheable(schema: GraphQLSchema, query: str, operation_name: str | None) -> 
     check = _Check(type_info)
     visit(document, TypeInfoVisitor(type_info, check))
     return check.ok
+
+
+class Lease:
+    """One connection of the pool, used by one request of one tenant."""
+
+    def __init__(self, conn: AsyncConnection, tenant_id: uuid.UUID) -> None:
+        self.conn = conn
+        self.tenant_id = tenant_id
+        self.transaction: AsyncTransaction | None = None
+        self.sessions: list[AsyncSession] = []
+
+    async def version(self) -> int:
+        """The tenant's board version: ONE statement and no explicit transaction (the
+        function sets app.tenant_id and reads under RLS inside its implicit transaction).
+        Straight on the driver connection: SQLAlchemy would open a transaction first."""
+        driver = (await self.conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        value = await driver.fetchval(ENTER_SQL, self.tenant_id)
+        return int(value or 0)
+
+    async def render(self) -> UnitOfWork:
+        """A transaction and an ORM unit of work in it to render the board in: BEGIN, the
+        board statement (board_rows enters the tenant itself, migration 0009), COMMIT."""
+        self.transaction = await self.conn.begin()
+        session = AsyncSession(bind=self.conn, expire_on_commit=False)
+        self.sessions.append(session)
+        return UnitOfWork(session=session, tenant_id=self.tenant_id)
 
 
 @dataclass(frozen=True)
@@ -160,25 +186,17 @@ class ResponseCache:
                 orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
 
     @asynccontextmanager
-    async def enter(self, tenant_id: uuid.UUID
-                    ) -> AsyncIterator[tuple[int, Callable[[], UnitOfWork]]]:
-        """A read transaction under the tenant (RLS) and the tenant's board version in it:
-        BEGIN, one statement, and COMMIT when the block ends. A hit needs nothing more, so
-        this is a Core connection; `pinned()` gives a miss an ORM unit of work in the same
-        transaction to render the board in."""
-        async with self.db.engine.connect() as conn, conn.begin():
-            value = (await conn.execute(_ENTER, {"t": tenant_id})).scalar()
-            sessions: list[AsyncSession] = []
-
-            def pinned() -> UnitOfWork:
-                session = AsyncSession(bind=conn, expire_on_commit=False)
-                sessions.append(session)
-                return UnitOfWork(session=session, tenant_id=tenant_id)
-
+    async def enter(self, tenant_id: uuid.UUID) -> AsyncIterator[Lease]:
+        """A pooled connection for one request of `tenant_id`: `version()` checks the board
+        version in one statement; `render()` opens the transaction a miss renders in."""
+        async with self.db.engine.connect() as conn:
+            lease = Lease(conn, tenant_id)
             try:
-                yield int(value or 0), pinned
+                yield lease
+                if lease.transaction is not None:
+                    await lease.transaction.commit()
             finally:
-                for session in sessions:
+                for session in lease.sessions:
                     await session.close()
 
     def get(self, key: Key, version: int) -> bytes | None:

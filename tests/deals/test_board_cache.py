@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 from prometheus_client import REGISTRY
-from sqlalchemy import event
 
-from saas.db import Database
+from saas.observability.statements import statements
 from schema.nodes import decode_id
 from tenants.principal import Scope
 from tests.deals.ops import create_deal, default_pipeline, move, stage_ids
@@ -32,22 +29,8 @@ WITH_HISTORY = """
 query($p: ID!) { board(pipelineId: $p) { columns { deals { id history { seq } } } } }"""
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
-
-
 def board_statements(seen: list[str]) -> int:
-    return sum("LATERAL" in s for s in seen)
+    return sum("board_rows" in s for s in seen)
 
 
 async def _version(owner_conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
@@ -73,14 +56,14 @@ async def test_a_repeated_board_is_served_without_rendering(
     _t, admin, pipeline, _ = await _setup(tenants)
     first = await admin.gql(CARDS, p=pipeline["id"], n=25)
     hits = REGISTRY.get_sample_value("saas_board_cache_total", {"result": "hit"}) or 0
-    with statements(db) as seen:
+    async with statements(db) as seen:
         again = await admin.gql(CARDS, p=pipeline["id"], n=25)
     assert again == first
     assert REGISTRY.get_sample_value("saas_board_cache_total", {"result": "hit"}) == hits + 1
-    # One statement: set the tenant and read its board version (BEGIN/COMMIT are asyncpg's).
-    assert len(seen) == 1 and "enter_tenant_board_version" in seen[0]
+    # One statement and no transaction: set the tenant and read its board version.
+    assert seen == ["SELECT enter_tenant_board_version($1)"]
     # Other variables are another entry: rendered, then served.
-    with statements(db) as seen:
+    async with statements(db) as seen:
         fewer = await admin.gql(CARDS, p=pipeline["id"], n=0)
     assert board_statements(seen) == 1 and fewer != first
 
@@ -93,7 +76,7 @@ async def test_every_write_a_board_shows_makes_the_next_read_fresh(
     deal_uuid = decode_id(deal_id, "Deal", field="id")
 
     async def board() -> dict[str, Any]:
-        with statements(db) as seen:
+        async with statements(db) as seen:
             data = await admin.ok(CARDS, p=pipeline["id"], n=25)
         assert board_statements(seen) == 1, "a write must invalidate the cached board"
         return data["board"]
@@ -180,7 +163,7 @@ async def test_selections_beyond_the_board_tables_are_never_cached(
     db = app.state.services.db
     _t, admin, pipeline, _deal_id = await _setup(tenants)
     await admin.ok(WITH_HISTORY, p=pipeline["id"])
-    with statements(db) as seen:
+    async with statements(db) as seen:
         data = await admin.ok(WITH_HISTORY, p=pipeline["id"])
     assert board_statements(seen) == 1
     assert [d["history"] for c in data["board"]["columns"] for d in c["deals"]] == [[{"seq": 1}]]
@@ -195,7 +178,7 @@ async def test_concurrent_misses_render_once_and_agree(tenants: TenantFactory, a
     _t, admin, pipeline, _deal_id = await _setup(tenants)
     for i in range(30):
         await create_deal(admin, pipeline["id"], f"deal {i}")
-    with statements(db) as seen:
+    async with statements(db) as seen:
         bodies = await asyncio.gather(*(admin.gql(CARDS, p=pipeline["id"], n=25)
                                         for _ in range(20)))
     assert all(b == bodies[0] for b in bodies) and "errors" not in bodies[0]
