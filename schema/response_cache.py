@@ -13,9 +13,10 @@ Why this never serves a stale or another tenant's board:
 - Every committed write to a table a cacheable selection can read (CACHEABLE below; the
   tables are in migration 0007) bumps `board_versions` in the same transaction (a deferred
   trigger, so no code path can forget it).
-- The version is read *before* rendering, under READ COMMITTED: the rendering sees at
-  least that version's data, so an entry never holds data older than its version. A request
-  serves an entry only when the version it reads now equals the entry's.
+- The version is read *before* rendering (its own statement, then the render's
+  transaction): the rendering sees at least that version's data, so an entry never holds
+  data older than its version. A request serves an entry only when the version it reads
+  now equals the entry's.
 - Only documents whose every field is in CACHEABLE are cached; anything else (history,
   activities, other root fields, mutations, errors) goes through GraphQL as usual.
 
