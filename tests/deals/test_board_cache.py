@@ -13,9 +13,14 @@ from typing import Any
 
 import asyncpg
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
+from saas.db import Database, create_engine
 from saas.observability.statements import statements
+from saas.settings import Settings
 from schema.nodes import decode_id
+from schema.response_cache import ResponseCache
+from schema.root import build_schema
 from tenants.principal import Scope
 from tests.deals.ops import create_deal, default_pipeline, move, stage_ids
 from tests.factories import Caller, TenantFactory, TenantHandle
@@ -201,3 +206,23 @@ async def test_a_read_right_after_a_move_sees_it(tenants: TenantFactory) -> None
         where = [c["stage"]["name"] for c in board["columns"]
                  for d in c["deals"] if d["id"] == deal_id]
         assert where == [name]
+
+
+async def test_the_version_check_leaves_no_tenant_on_the_pooled_connection(
+        tenants: TenantFactory, settings: Settings) -> None:
+    t, _admin, _pipeline, _deal = await _setup(tenants)
+    engine = create_engine(settings.resolved_app_database_url(), pool_size=1, max_overflow=0)
+    db = Database(engine)
+    cache = ResponseCache(build_schema(settings)._schema, db, max_entries=4,
+                          max_entry_bytes=1 << 20)
+    try:
+        async with cache.enter(t.id) as lease:
+            assert await lease.version() > 0
+        # The same (only) connection, next user: no tenant set, so RLS shows nothing.
+        async with db.unit_of_work(None) as uow:
+            setting = (await uow.session.execute(
+                text("SELECT current_setting('app.tenant_id', true)"))).scalar()
+            deals = (await uow.session.execute(text("SELECT count(*) FROM deals"))).scalar()
+        assert setting in (None, "") and deals == 0
+    finally:
+        await engine.dispose()
