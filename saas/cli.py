@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from saas.settings import Settings, get_settings
 
@@ -89,6 +90,13 @@ def _tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+# Websockets (live boards): websockets' sans-I/O protocol, whose send writes at once
+# unless the client is behind (the live fan-out relies on that), and no per-message
+# deflate: compressing each small event frame for every subscriber cost more CPU than the
+# bytes saved (bench/README.md, live latency).
+UVICORN_WS_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
+
+
 def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
     import uvicorn
 
@@ -101,6 +109,7 @@ def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        **UVICORN_WS_OPTIONS,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         log_level=settings.log_level.lower(),
         log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
