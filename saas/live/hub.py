@@ -18,26 +18,34 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import json
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from sqlalchemy import select
 
 from saas.db import Database
 from saas.deals import events as event_log
 from saas.deals.models import Deal, StageEvent
-from saas.observability.metrics import LIVE_WAKEUPS, WS_SUBSCRIPTIONS
+from saas.observability.metrics import EVENTS_FANNED_OUT, LIVE_WAKEUPS, WS_SUBSCRIPTIONS
 from tenants.models import User
 
 log = logging.getLogger("saas.live")
 
 CATCH_UP = -1  # a wake-up without a sequence: read whatever is new
+
+DIRECT_WRITES = Counter("saas_live_direct_writes_total",
+                        "Live events written by a fan-out group straight to a websocket")
+HANDBACKS = Counter("saas_live_handbacks_total",
+                    "Subscribers a fan-out group handed back to their own stream",
+                    ["reason"])  # behind | usual_path | read_failed | stopping
 
 
 class Wakeups:
@@ -93,6 +101,7 @@ class Subscriber:
     queue: Wakeups
     overflowed: bool = False
     target: str | None = field(init=False)  # the pipeline id as messages carry it
+    member: Member | None = field(default=None, init=False)  # while in a fan-out group
 
     def __post_init__(self) -> None:
         self.target = None if self.pipeline_id is None else str(self.pipeline_id)
@@ -229,6 +238,62 @@ class RenderCache:
         return len(self._events)
 
 
+NOT_DELIVERED: Any = object()
+"""What `Direct.deliver` returns when it did not write an event (the stream must)."""
+
+
+class Direct(Protocol):
+    """Writes a subscriber's events straight to its client (schema.live.transport).
+
+    `deliver` must not block: it returns None once the event is written, an awaitable
+    when the write has started but waits for the client (the subscriber has fallen behind
+    and must await it before anything else), or NOT_DELIVERED when it wrote nothing
+    (the result needs the usual path: errors, no shared rendering, the client has gone).
+    """
+
+    def deliver(self, item: Delivered) -> Any: ...
+
+
+GroupKey = tuple[uuid.UUID, uuid.UUID | None, tuple[str, ...]]
+
+
+class Member:
+    """A caught-up subscriber whose events its group writes directly."""
+
+    __slots__ = ("direct", "group", "last", "returned", "sub")
+
+    def __init__(self, sub: Subscriber, direct: Direct, last: int, group: Group) -> None:
+        self.sub = sub
+        self.direct = direct
+        self.last = last  # the last event written (or being written) to the client
+        self.group: Group | None = group
+        # Resolved when the group hands the subscriber back to its own stream: with the
+        # write still in flight (an awaitable) or None.
+        self.returned: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+
+class Group:
+    """Caught-up subscribers of one (tenant, pipeline, kinds): one reader, one writer.
+
+    One task reads the log after `last` when woken and writes each new event to every
+    member at once (`Direct.deliver`), instead of waking every member's stream.
+    Invariant: every matching event with seq <= `last` has been written to every member
+    (members skip events <= their own `last`, so one may join ahead of the group, never
+    behind it).
+    """
+
+    __slots__ = ("covered", "dirty", "key", "last", "members", "target", "task")
+
+    def __init__(self, key: GroupKey, last: int, covered: int) -> None:
+        self.key = key
+        self.last = last
+        self.covered = covered  # the log has been read up to here (>= last)
+        self.target = covered  # the highest sequence we were woken for
+        self.dirty = False  # woken since the current read started
+        self.members: dict[Member, None] = {}  # insertion order: join order
+        self.task: asyncio.Task[None] | None = None
+
+
 @dataclass(eq=False)
 class Hub:
     """Owns the Redis listener task and the subscriber registry of this process."""
@@ -248,6 +313,7 @@ class Hub:
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     reconnects: int = 0
     renderings: RenderCache = field(init=False)
+    _groups: dict[uuid.UUID, dict[GroupKey, Group]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.renderings = RenderCache(self.render_cache_size)
@@ -266,6 +332,12 @@ class Hub:
         if self._publisher is not None:
             await self._publisher.aclose()
             self._publisher = None
+        for groups in list(self._groups.values()):
+            for group in list(groups.values()):
+                if group.task is not None:
+                    group.task.cancel()
+                for member in list(group.members):
+                    self._hand_back(member, None, "stopping")
         for subs in self._subs.values():
             for sub in subs:
                 sub.notify(CATCH_UP)
@@ -284,6 +356,8 @@ class Hub:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
+        if sub.member is not None:
+            self.leave(sub.member)
         subs = self._subs.get(sub.tenant_id)
         if subs is not None and sub in subs:
             WS_SUBSCRIPTIONS.dec()
@@ -293,7 +367,134 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subs.values())
+        return (sum(len(s) for s in self._subs.values())
+                + sum(len(g.members) for gs in self._groups.values() for g in gs.values()))
+
+    # -- direct fan-out ------------------------------------------------------------------
+    def join(self, sub: Subscriber, direct: Direct, last: int, covered: int,
+             kinds: Sequence[str] | None) -> Member | None:
+        """Hand a caught-up subscriber (every event <= `last` delivered) to its group.
+
+        None when the group is already past `last` (the stream must read the log up to
+        it first) or the subscriber overflowed. The subscriber's pending wake-ups go to
+        the group; from now on the group writes its events until it hands it back.
+        """
+        if sub.overflowed or sub.member is not None:
+            return None
+        key: GroupKey = (sub.tenant_id, sub.pipeline_id, tuple(sorted(kinds or ())))
+        groups = self._groups.setdefault(sub.tenant_id, {})
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(key, last, max(covered, last))
+        elif last < group.last:
+            if not group.members and group.task is None:  # an idle, empty group
+                group = groups[key] = Group(key, last, max(covered, last))
+            else:
+                return None
+        wakes = sub.queue.drain()
+        subs = self._subs.get(sub.tenant_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.tenant_id]
+        member = sub.member = Member(sub, direct, last, group)
+        group.members[member] = None
+        if wakes:
+            self._wake(group, CATCH_UP if CATCH_UP in wakes else max(wakes))
+        return member
+
+    def leave(self, member: Member) -> None:
+        """The member's stream ends (or takes over again): stop writing to it."""
+        group = member.group
+        if group is None:
+            return
+        member.group = None
+        group.members.pop(member, None)
+        sub = member.sub
+        sub.member = None
+        if not group.members and group.task is None:
+            groups = self._groups.get(group.key[0])
+            if groups is not None and groups.get(group.key) is group:
+                del groups[group.key]
+                if not groups:
+                    del self._groups[group.key[0]]
+        self._subs.setdefault(sub.tenant_id, set()).add(sub)
+
+    def _hand_back(self, member: Member, pending: Any, reason: str) -> None:
+        """Back to the member's own stream (which reads the log after `member.last`)."""
+        HANDBACKS.labels(reason).inc()
+        self.leave(member)
+        if not member.returned.done():
+            member.returned.set_result(pending)
+
+    def _wake(self, group: Group, seq: int) -> None:
+        if seq != CATCH_UP and seq <= group.covered:
+            return  # stale or duplicate: that part of the log has been read
+        group.target = max(group.target, seq)
+        group.dirty = True
+        if group.task is None and group.members:
+            # A context of its own: not the request (or listener) that happened to wake it.
+            group.task = asyncio.get_running_loop().create_task(
+                self._run_group(group), name="live-fan-out", context=contextvars.Context())
+
+    async def _run_group(self, group: Group) -> None:
+        tenant, pipeline, kinds = group.key
+        try:
+            while group.dirty and group.members:
+                group.dirty = False
+                aim = group.target
+                while True:  # read the log after the group's last event until exhausted
+                    batch = await self.fetch(tenant, pipeline, group.last, kinds or None)
+                    self._fan_out(group, batch)
+                    if len(batch.events) < self.page_size:
+                        break
+                group.covered = max(group.covered, aim, group.last)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # The members' own streams read the log again (and report errors as before).
+            log.warning("live: fan-out read failed (%s: %s); handing back %d subscribers",
+                        type(e).__name__, e, len(group.members))
+            for member in list(group.members):
+                self._hand_back(member, None, "read_failed")
+        finally:
+            group.task = None
+            if not group.members:
+                groups = self._groups.get(tenant)
+                if groups is not None and groups.get(group.key) is group:
+                    del groups[group.key]
+                    if not groups:
+                        del self._groups[tenant]
+
+    def _fan_out(self, group: Group, batch: Batch) -> None:
+        """Write each new event of a read to every member (synchronously, in order)."""
+        tenant = group.key[0]
+        written = 0
+        for item in batch.delivered:
+            event = item.event
+            if event.tenant_id != tenant:  # RLS guarantees it; check anyway
+                log.error("live: dropped another tenant's event (seq %s)", event.seq)
+                continue
+            seq = event.seq
+            if seq <= group.last:
+                continue
+            group.last = seq
+            for member in tuple(group.members):
+                if seq <= member.last:
+                    continue
+                outcome = member.direct.deliver(item)
+                if outcome is None:
+                    member.last = seq
+                    written += 1
+                elif outcome is NOT_DELIVERED:
+                    self._hand_back(member, None, "usual_path")
+                else:  # written in part: the client is behind, its stream waits for it
+                    member.last = seq
+                    written += 1
+                    self._hand_back(member, outcome, "behind")
+        if written:
+            EVENTS_FANNED_OUT.inc(written)
+            DIRECT_WRITES.inc(written)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Fan one message out to this process's subscribers of its tenant (and pipeline)."""
@@ -311,6 +512,12 @@ class Hub:
             if target is None or target == pipeline or target == from_pipeline:
                 woken += 1
                 sub.notify(seq)
+        for group in tuple(self._groups.get(tenant, {}).values()):
+            wanted = group.key[1]
+            if (wanted is None or str(wanted) == pipeline
+                    or str(wanted) == from_pipeline):
+                woken += 1
+                self._wake(group, seq)
         if woken:
             LIVE_WAKEUPS.inc(woken)
 
@@ -318,6 +525,9 @@ class Hub:
         for subs in self._subs.values():
             for sub in tuple(subs):
                 sub.notify(CATCH_UP)
+        for groups in tuple(self._groups.values()):
+            for group in tuple(groups.values()):
+                self._wake(group, CATCH_UP)
 
     # -- publishing (Database.publisher) -----------------------------------------------
     async def publish(self, messages: list[dict[str, object]]) -> None:

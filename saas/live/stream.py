@@ -10,6 +10,14 @@ The algorithm (see docs/live.md):
    database; a duplicated or stale notification is skipped by sequence;
 4. if the subscriber's queue overflowed (the client is not reading), yield a
    ResyncRequired carrying the last delivered cursor and end the stream.
+
+With a `direct` writer (the websocket transport's), a stream that has caught up joins
+its (tenant, pipeline, kinds) fan-out group instead of waiting for wake-ups: the group's
+one task reads each new event once and writes it to every member. When the group hands
+it back (its client fell behind, a result needs the usual path, the group's read
+failed), the stream first waits for the write in flight, then carries on from step 3
+after the last event written, so the hand-over in either direction never loses,
+repeats or reorders an event.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from sqlalchemy import func, select
 
 from saas.deals.models import StageEvent
 from saas.errors import NotFound
-from saas.live.hub import CATCH_UP, Delivered, Hub
+from saas.live.hub import CATCH_UP, Delivered, Direct, Hub
 from saas.observability.metrics import EVENTS_FANNED_OUT
 from saas.pipelines.models import Pipeline
 from tenants.principal import Principal
@@ -67,6 +75,7 @@ async def stream(
     pipeline_id: uuid.UUID | None,
     after_seq: int | None,
     kinds: Sequence[str] | None = None,
+    direct: Direct | None = None,
 ) -> AsyncIterator[Delivered | Resync]:
     tenant = principal.tenant_id
     if pipeline_id is not None:
@@ -76,11 +85,28 @@ async def stream(
         last = await head(hub, tenant) if after_seq is None else max(after_seq, 0)
         covered = last  # every matching event with seq <= covered has been delivered
         pending = True  # replay first
+        refused_at = -1  # the group was ahead of us at this `last`: read on our own
         while True:
             if sub.overflowed:
                 yield Resync("subscriber queue overflowed: the client is not keeping up",
                              last)
                 return
+            if not pending and direct is not None and refused_at != last:
+                member = hub.join(sub, direct, last, covered, kinds)
+                if member is None:
+                    refused_at = last  # read up to the group first (or wait as usual)
+                    pending = True
+                    continue
+                try:
+                    in_flight = await member.returned
+                finally:
+                    hub.leave(member)
+                if in_flight is not None:
+                    await in_flight  # the last write, before anything we send
+                last = member.last
+                covered = max(covered, last)
+                pending = True
+                continue
             if not pending:
                 wakes = [await sub.queue.get(), *sub.queue.drain()]
                 if sub.overflowed:

@@ -14,6 +14,7 @@ from saas.live import stream as live
 from saas.live.hub import Hub
 from schema.context import Info
 from schema.deals.types import StageEventKind
+from schema.live.transport import direct_writer
 from schema.live.types import BoardEvent, to_graphql
 from schema.nodes import decode_id
 
@@ -64,7 +65,7 @@ async def _board(info: Info, pipeline_id: strawberry.ID,
     principal = info.context.require_principal()
     pid = _pipeline(pipeline_id)
     cursor = _cursor(after)
-    async for item in live.stream(_hub(info), principal, pid, cursor):
+    async for item in live.stream(_hub(info), principal, pid, cursor, direct=direct_writer()):
         yield to_graphql(item)
 
 
@@ -74,7 +75,8 @@ async def _deal_events(info: Info, after: str | None, pipeline_id: strawberry.ID
     pid = _pipeline(pipeline_id) if pipeline_id else None
     cursor = _cursor(after)
     kind_values = [k.value for k in kinds] if kinds else None
-    async for item in live.stream(_hub(info), principal, pid, cursor, kind_values):
+    async for item in live.stream(_hub(info), principal, pid, cursor, kind_values,
+                                  direct=direct_writer()):
         yield to_graphql(item)
 
 

@@ -12,6 +12,13 @@ then JSON-encodes the result per subscriber. For a board with 1,000 watchers tha
   only choose which events arrive, so subscribers at different cursors still share.
 - `LiveTransportWSHandler` encodes each shared `next` payload once and sends the same
   text to every subscriber of it (only the operation id differs, a cached prefix).
+- Direct fan-out: each live operation gets a `DirectWriter` (found by the resolver
+  through a context variable). Once its stream has caught up, the hub's fan-out group
+  writes each new event's shared frame straight to the operation's websocket
+  (`DirectWriter.deliver`), one task for all the group's subscribers, instead of waking
+  each subscriber's generator and Strawberry's per-result handling. Only error-free
+  shared renderings go that way, and only while the write completes at once; anything
+  else hands the subscriber back to its own stream (saas.live.stream).
 
 Everything else is unchanged and per subscriber: parsing, validation, authentication,
 the pipeline check, replay and gap fill (saas.live.stream), errors, ordering and
@@ -21,9 +28,11 @@ field middleware runs (see `shareable_types`); otherwise each subscriber execute
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import logging
 import uuid
-from collections.abc import Awaitable, Hashable, Iterable
+from collections.abc import Awaitable, Coroutine, Generator, Hashable, Iterable
 from enum import Enum
 from typing import Any, cast
 
@@ -38,18 +47,22 @@ from graphql import (
 )
 from graphql.language import OperationDefinitionNode, print_ast
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.extensions import SchemaExtension
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema import BaseSchema
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.base import get_object_definition
 
-from saas.live.hub import Key, RenderCache
+from saas.live.hub import NOT_DELIVERED, Delivered, Key, RenderCache
 from schema.context import Context
-from schema.live.types import LIVE_TYPES
+from schema.live.types import LIVE_TYPES, to_graphql
+
+log = logging.getLogger("schema.live")
 
 
 def shareable_types(types: Iterable[type] = LIVE_TYPES) -> list[str]:
@@ -173,6 +186,12 @@ class SharedRenderingExecutor(StrawberryGraphQLCoreExecutionContext):
 
     _live_selection: Hashable | None = _UNSET
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        writer = _writer.get()
+        if writer is not None and writer.executor is None:
+            writer.executor = self  # the operation's executor (renders for the fan-out)
+
     def _selection_key(self) -> Hashable | None:
         if self._live_selection is not _UNSET:
             return self._live_selection
@@ -237,13 +256,156 @@ def live_schema(schema: BaseSchema) -> BaseSchema:
     return shared
 
 
+def fanout_blockers(schema: BaseSchema) -> list[str]:
+    """What in the schema acts on each streamed result (so direct writes would skip it).
+
+    Direct fan-out writes a `next` message without Strawberry's per-result handling; that
+    is only the same when no extension adds results (`get_results`), wraps each streamed
+    result (`on_stream_result`) or resolves fields (`resolve`). Empty when none does.
+    """
+    get_extensions = getattr(schema, "get_extensions", None)
+    if get_extensions is None:
+        return ["no extensions list"]
+    blockers = []
+    for extension in get_extensions():
+        cls = type(extension)
+        for hook in ("get_results", "on_stream_result", "resolve"):
+            if getattr(cls, hook, None) is not getattr(SchemaExtension, hook, None):
+                blockers.append(f"{cls.__name__}.{hook}")
+    return blockers
+
+
+_fanout_ok: dict[int, tuple[BaseSchema, bool]] = {}
+
+
+def _fanout_allowed(schema: BaseSchema) -> bool:
+    found = _fanout_ok.get(id(schema))
+    if found is None or found[0] is not schema:
+        blockers = fanout_blockers(schema)
+        if blockers:
+            log.warning("live: direct fan-out off; per-result schema hooks: %s", blockers)
+        found = _fanout_ok[id(schema)] = (schema, SHAREABLE and not blockers)
+    return found[1]
+
+
+class _InFlight:
+    """The rest of a websocket write that could not finish at once (awaitable once)."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, to_yield = self.coro, self.yielded
+        while True:  # what `yield from coro` does, from where the coroutine stopped
+            try:
+                sent = yield to_yield
+            except BaseException as e:  # forwarded to the coroutine
+                try:
+                    to_yield = coro.throw(e)
+                except (StopIteration, WebSocketDisconnect, OSError):
+                    return
+            else:
+                try:
+                    to_yield = coro.send(sent)
+                except (StopIteration, WebSocketDisconnect, OSError):
+                    # Done, or the client has gone (the handler's read loop ends and
+                    # cancels the operation, as when any other send fails).
+                    return
+
+
+def _start(coro: Coroutine[Any, Any, None]) -> _InFlight | None:
+    """Run a write until it completes (None) or has to wait (the awaitable rest)."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return None
+    return _InFlight(coro, yielded)
+
+
+class DirectWriter:
+    """Writes one live operation's events straight to its websocket (saas.live.hub.Direct).
+
+    The frame is the one `send_message` would send for the shared rendering: the same
+    `next` message with this operation's id. Closed as soon as the operation completes
+    or is cancelled, so nothing is written for it afterwards.
+    """
+
+    __slots__ = ("closed", "executor", "handler", "operation_id", "ws")
+
+    def __init__(self, handler: LiveTransportWSHandler, operation_id: str,
+                 ws: WebSocket) -> None:
+        self.handler = handler
+        self.operation_id = operation_id
+        self.ws = ws
+        self.executor: SharedRenderingExecutor | None = None
+        self.closed = False
+
+    def deliver(self, item: Delivered) -> Any:
+        executor = self.executor
+        if self.closed or executor is None:
+            return NOT_DELIVERED
+        payload = to_graphql(item)
+        result = executor.build_per_event_executor(payload).execute_operation(False)
+        if not isinstance(result, CoreExecutionResult):
+            if isinstance(result, Coroutine):
+                result.close()
+            return NOT_DELIVERED  # not synchronous: the usual path executes it
+        if result.errors or result.extensions:
+            return NOT_DELIVERED  # Strawberry processes errors: the usual path
+        frame = self.handler._shared_frame(
+            {"id": self.operation_id, "type": "next", "payload": {"data": result.data}})
+        if frame is None:
+            return NOT_DELIVERED
+        try:
+            return _start(self.ws.send_text(frame))
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            return NOT_DELIVERED  # the connection is gone; the handler is closing it
+
+
+_writer: contextvars.ContextVar[DirectWriter | None] = contextvars.ContextVar(
+    "live_direct_writer", default=None)
+
+
+def direct_writer() -> DirectWriter | None:
+    """The running live operation's direct writer; None outside our websocket handler or
+    when its renderings cannot be shared (then every event takes the usual path)."""
+    writer = _writer.get()
+    executor = writer.executor if writer is not None else None
+    if (executor is None or executor._selection_key() is None
+            or executor._render_cache() is None):
+        return None
+    return writer
+
+
 class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """Strawberry's graphql-transport-ws handler; shared renderings are encoded once."""
+    """Strawberry's graphql-transport-ws handler; shared renderings are encoded once, and
+    caught-up live operations are written to directly by the hub's fan-out."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = live_schema(self.schema)
         self._prefixes: dict[str, str] = {}
+        self._writers: dict[str, DirectWriter] = {}
+        ws = getattr(self.websocket, "ws", None)
+        self._direct_ws = ws if isinstance(ws, WebSocket) and _fanout_allowed(
+            self.schema) else None
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        ws = self._direct_ws
+        if ws is None:
+            await super().run_operation(operation)
+            return
+        writer = self._writers[operation.id] = DirectWriter(self, operation.id, ws)
+        _writer.set(writer)  # this task's context: the operation's executor and resolver
+        try:
+            await super().run_operation(operation)
+        finally:
+            writer.closed = True
+            if self._writers.get(operation.id) is writer:
+                del self._writers[operation.id]
 
     async def send_message(self, message: Message) -> None:
         """Every message as a text frame (the protocol's JSON text, even when the view's
@@ -280,7 +442,17 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             prefix = self._prefixes[message["id"]] = template[:-5]
         return f"{prefix}{entry[2]}}}"
 
+    def forget_id(self, id: str) -> None:
+        # The operation sends its final message (complete/error): no direct write after it.
+        writer = self._writers.pop(id, None)
+        if writer is not None:
+            writer.closed = True
+        super().forget_id(id)
+
     async def cleanup_operation(self, operation_id: str) -> None:
+        writer = self._writers.pop(operation_id, None)
+        if writer is not None:
+            writer.closed = True  # before the task is cancelled: nothing more is written
         self._prefixes.pop(operation_id, None)
         await super().cleanup_operation(operation_id)
 

@@ -128,6 +128,18 @@ subscription($after: String, $p: ID, $kinds: [StageEventKind!]) {
   __typename ... on DealEvent { cursor seq dealId } ... on ResyncRequired { reason lastCursor } } }"""
 
 
+async def metric(http_url: str, name: str, **labels: str) -> float:
+    """A counter's value in a server's /metrics (0 if it has no sample yet)."""
+    want = name if not labels else name + "{" + ",".join(
+        f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{http_url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 class WsClient:
     """A minimal graphql-transport-ws client on the `websockets` package."""
 
@@ -135,12 +147,16 @@ class WsClient:
         self.conn = conn
         self.inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.binary_frames = 0  # graphql-transport-ws messages are text: must stay 0
+        self.reading = asyncio.Event()  # cleared: the client stops reading (a slow client)
+        self.reading.set()
         self._reader = asyncio.create_task(self._read())
         self._next_id = 0
 
     @classmethod
-    async def open(cls, url: str, token: str | None, *, init: bool = True) -> WsClient:
-        conn = await connect(url, subprotocols=[PROTOCOL], open_timeout=10)  # type: ignore[list-item]
+    async def open(cls, url: str, token: str | None, *, init: bool = True,
+                   **options: Any) -> WsClient:
+        conn = await connect(url, subprotocols=[PROTOCOL], open_timeout=10,  # type: ignore[list-item]
+                             **options)
         if init:
             await conn.send(json.dumps({"type": "connection_init",
                                         "payload": {"Authorization": f"Bearer {token}"}}))
@@ -150,7 +166,9 @@ class WsClient:
 
     async def _read(self) -> None:
         with contextlib.suppress(Exception):
-            async for raw in self.conn:
+            while True:
+                await self.reading.wait()
+                raw = await self.conn.recv()
                 if not isinstance(raw, str):
                     self.binary_frames += 1
                 msg = json.loads(raw)
@@ -159,6 +177,9 @@ class WsClient:
                     continue
                 if "id" in msg:
                     self.inbox.setdefault(msg["id"], asyncio.Queue()).put_nowait(msg)
+
+    async def complete(self, sid: str) -> None:
+        await self.conn.send(json.dumps({"id": sid, "type": "complete"}))
 
     async def subscribe(self, query: str, **variables: Any) -> str:
         self._next_id += 1
