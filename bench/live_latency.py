@@ -1,6 +1,6 @@
 """Live-board latency: N websocket subscribers on one board, a writer moving deals steadily.
 
-    python -m bench.live_latency --subscribers 100 1000 5000 --rate 2 --moves 60
+    python -m bench.live_latency --subscribers 100 1000 5000 --rate 2 --moves 60 [--floor]
 
 Creates a fresh database (`saas_bench_live`, migrated) on BENCH_PG_URL, provisions a tenant
 with ten deals, and starts one real API server process (`saas serve`, production settings,
@@ -18,9 +18,17 @@ in sequence order (loss or duplication fails the run).
 
 The default rate is 2 moves/s: at 20 moves/s one process had to serialise 20,000 event
 deliveries a second at 1,000 subscribers, which overloaded it and measured queueing, not
-latency. (Events are now rendered once per selection, so what remains per subscriber is the
-stream's wake-up, Strawberry's per-result handling and the websocket write.) The result
-records each move's slowest delivery (`per_move_max_ms`) to tell stalls from steady cost.
+latency. (Events are rendered once per selection and caught-up subscribers are written to
+by one fan-out task per board, so what remains per subscriber is mostly the websocket
+write.) The result records each move's slowest delivery (`per_move_max_ms`) to tell stalls
+from steady cost, and the server's CPU per delivery.
+
+`--floor` also runs bench/ws_floor.py with the same subscribers, rate and client: a bare
+ASGI app on the API's uvicorn configuration that sends one pre-encoded frame to every
+connection (no GraphQL, database or Redis), i.e. what one process cannot go below on
+this machine. Its figures go under `ws_floor`, with the server's own time per fan-out
+loop (`fanout_loop_ms`).
+
 Results go to bench/results/live_latency.json.
 """
 
@@ -38,8 +46,8 @@ from typing import Any
 import httpx
 
 from bench.board import MOVE
-from bench.common import api_server, ensure_database, pct, settings_for, write_result
-from bench.wsclient import open_many
+from bench.common import Server, api_server, ensure_database, pct, settings_for, write_result
+from bench.wsclient import WsClient, open_many
 from saas.db import Database, create_engine
 from tenants import service
 from tenants.credentials import issue_jwt
@@ -91,8 +99,8 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
         sent: dict[int, float] = {}
         answered: dict[int, float] = {}
         ids = list(deals)
-        cpu0 = cpu_seconds(server)
         t0 = time.monotonic()
+        cpu0 = cpu_seconds(server)
         for m in range(moves):
             await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
             deal = ids[m % len(ids)]
@@ -106,16 +114,34 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
             sent[payload["event"]["seq"]] = before
             answered[payload["event"]["seq"]] = after
         writer_s = time.monotonic() - t0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110 - many clients
-                len(c.received[s]) < moves for c, s in subs):
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)  # anything extra (duplicates) arrives now
-        server_cpu = cpu_seconds(server) - cpu0
-        received = [c.received[s] for c, s in subs]
-        errors = sum(len(c.errors) for c, _ in subs)
-        await asyncio.gather(*(c.close() for c, _ in subs))
+        server_cpu, received, errors = await _drain(subs, moves, server)
 
+    return {
+        "subscribers": n_subs, "moves": moves, "rate_per_s": rate,
+        "writer_seconds": round(writer_s, 2), "connect_seconds": round(connect_s, 2),
+        "server_rss_mb_subscribed": round(rss_subscribed / 2**20, 1),
+        **_figures(received, sent, answered, errors, server_cpu - cpu0, n_subs * moves),
+    }
+
+
+async def _drain(subs: list[tuple[WsClient, str]], moves: int,
+                 server: Any) -> tuple[float, list[list[tuple[int, float]]], int]:
+    """Wait (up to 60 s) until every subscriber has `moves` events; close them all."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(  # noqa: ASYNC110 - many clients
+            len(c.received[s]) < moves for c, s in subs):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # anything extra (duplicates) arrives now
+    server_cpu = cpu_seconds(server)
+    received = [c.received[s] for c, s in subs]
+    errors = sum(len(c.errors) for c, _ in subs)
+    await asyncio.gather(*(c.close() for c, _ in subs))
+    return server_cpu, received, errors
+
+
+def _figures(received: list[list[tuple[int, float]]], sent: dict[int, float],
+             answered: dict[int, float], errors: int, server_cpu: float,
+             expected_deliveries: int) -> dict[str, Any]:
     expected = sorted(sent)
     bad = sum(1 for r in received if [s for s, _ in r] != expected)
     # Of those: still missing events when the (60 s) drain deadline passed, vs duplicated or
@@ -130,10 +156,7 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
             if s in per_move:
                 per_move[s].append((t - sent[s]) * 1000)
     return {
-        "subscribers": n_subs, "moves": moves, "rate_per_s": rate,
-        "writer_seconds": round(writer_s, 2), "connect_seconds": round(connect_s, 2),
-        "server_rss_mb_subscribed": round(rss_subscribed / 2**20, 1),
-        "deliveries": len(from_send), "expected_deliveries": n_subs * moves,
+        "deliveries": len(from_send), "expected_deliveries": expected_deliveries,
         "bad_subscribers": bad, "incomplete_at_deadline": late,
         "duplicated_or_out_of_order": bad - late, "subscription_errors": errors,
         "send_to_receipt_ms": {"p50": round(pct(from_send, 50), 2),
@@ -144,7 +167,7 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
         "response_to_receipt_ms": {"p50": round(pct(from_resp, 50), 2),
                                    "p99": round(pct(from_resp, 99), 2)},
         "mutation_ms_p50": round(pct([(answered[s] - sent[s]) * 1000 for s in sent], 50), 2),
-        # The API process's CPU time from the first move to the end of the drain, per
+        # The server process's CPU time from the first move to the end of the drain, per
         # delivery: steadier than latency on a shared machine.
         "server_cpu_s": round(server_cpu, 2),
         "server_cpu_us_per_delivery": round(server_cpu / max(1, len(from_send)) * 1e6, 1),
@@ -153,7 +176,37 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
     }
 
 
-async def run(*, subscribers: list[int], rate: float, moves: int,
+async def floor_one(n_subs: int, rate: float, moves: int) -> dict[str, Any]:
+    """The same subscribers, rate and client against bench.ws_floor (one frame to all)."""
+    server = Server(argv=[sys.executable, "-m", "bench.ws_floor", "serve"], env={},
+                    name="ws-floor", ready_path="/readyz").start()
+    try:
+        subs = await open_many(server.ws, "floor", n_subs, pipeline="floor", after=None,
+                               batch=50)
+        await asyncio.sleep(1.0)
+        sent: dict[int, float] = {}
+        answered: dict[int, float] = {}
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
+            cpu0 = cpu_seconds(server)
+            t0 = time.monotonic()
+            for m in range(moves):
+                await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
+                before = time.monotonic()
+                r = await http.post("/fire", json={"seq": m + 1})
+                r.raise_for_status()
+                sent[m + 1], answered[m + 1] = before, time.monotonic()
+            server_cpu, received, errors = await _drain(subs, moves, server)
+            fanout = (await http.get("/stats")).json()["fanout_s"]
+    finally:
+        server.stop()
+    return {"subscribers": n_subs, "moves": moves, "rate_per_s": rate,
+            # the server's own time for one frame to every subscriber (its send loop)
+            "fanout_loop_ms": {"p50": round(pct([f * 1000 for f in fanout], 50), 2),
+                               "max": round(max(fanout) * 1000, 2) if fanout else None},
+            **_figures(received, sent, answered, errors, server_cpu - cpu0, n_subs * moves)}
+
+
+async def run(*, subscribers: list[int], rate: float, moves: int, floor: bool = False,
               db_name: str = "saas_bench_live") -> dict[str, Any]:
     owner_url = await ensure_database(db_name, fresh=True)
     settings = settings_for(owner_url)
@@ -168,8 +221,13 @@ async def run(*, subscribers: list[int], rate: float, moves: int,
     finally:
         await db.dispose()
         server.stop()
-    return {"results": results,
-            "lost_or_duplicated": any(r["bad_subscribers"] for r in results)}
+    floors = []
+    for n in subscribers if floor else []:
+        r = await floor_one(n, rate, moves)
+        print({"ws_floor": r}, file=sys.stderr, flush=True)
+        floors.append(r)
+    return {"results": results, **({"ws_floor": floors} if floor else {}),
+            "lost_or_duplicated": any(r["bad_subscribers"] for r in [*results, *floors])}
 
 
 def main() -> None:
@@ -177,9 +235,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--rate", type=float, default=2.0, help="moves per second")
     parser.add_argument("--moves", type=int, default=60)
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench.ws_floor (one frame to N bare websockets)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    result = asyncio.run(run(subscribers=args.subscribers, rate=args.rate, moves=args.moves))
+    result = asyncio.run(run(subscribers=args.subscribers, rate=args.rate, moves=args.moves,
+                             floor=args.floor))
     write_result("live_latency", result, args.out)
     if result["lost_or_duplicated"]:
         raise SystemExit("loss or duplication detected")
