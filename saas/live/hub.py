@@ -171,13 +171,15 @@ class Delivered:
     then renders separately).
     """
 
-    __slots__ = ("_render_key", "card", "derived", "event")
+    __slots__ = ("_render_key", "card", "derived", "event", "frames")
 
     def __init__(self, event: StageEvent, card: Card | None) -> None:
         self.event = event
         self.card = card
         self.derived: Any = None  # the GraphQL object, set by schema.live.types
         self._render_key: Key | None = None
+        # Encoded payloads by selection, for direct writes (schema.live.transport).
+        self.frames: dict[Hashable, str] | None = None
 
     @property
     def render_key(self) -> Key:

@@ -329,11 +329,13 @@ class DirectWriter:
     """Writes one live operation's events straight to its websocket (saas.live.hub.Direct).
 
     The frame is the one `send_message` would send for the shared rendering: the same
-    `next` message with this operation's id. Closed as soon as the operation completes
-    or is cancelled, so nothing is written for it afterwards.
+    `next` message with this operation's id. The encoded payload is kept on the event
+    (`Delivered.frames`) per selection and view, so the group's other members with the
+    same selection only add their operation id. Closed as soon as the operation
+    completes or is cancelled, so nothing is written for it afterwards.
     """
 
-    __slots__ = ("closed", "executor", "handler", "operation_id", "ws")
+    __slots__ = ("closed", "executor", "frame_key", "handler", "operation_id", "prefix", "ws")
 
     def __init__(self, handler: LiveTransportWSHandler, operation_id: str,
                  ws: WebSocket) -> None:
@@ -342,27 +344,55 @@ class DirectWriter:
         self.ws = ws
         self.executor: SharedRenderingExecutor | None = None
         self.closed = False
+        self.frame_key: Key | None = None  # (selection, view), once the executor is known
+        self.prefix: str | None = None  # the frame up to the payload
 
     def deliver(self, item: Delivered) -> Any:
-        executor = self.executor
-        if self.closed or executor is None:
+        if self.closed:
             return NOT_DELIVERED
+        key = self.frame_key
+        frames = item.frames
+        body = frames.get(key) if frames is not None and key is not None else None
+        if body is None:
+            body = self._render(item)
+            if body is None:
+                return NOT_DELIVERED
+        prefix = self.prefix
+        if prefix is None:
+            prefix = self.prefix = self.handler._prefix(self.operation_id)
+            if prefix is None:
+                return NOT_DELIVERED
+        try:
+            return _start(self.ws.send({"type": "websocket.send",
+                                        "text": f"{prefix}{body}}}"}))
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            return NOT_DELIVERED  # the connection is gone; the handler is closing it
+
+    def _render(self, item: Delivered) -> str | None:
+        """The event's encoded payload for this selection (None: not a shared rendering)."""
+        executor = self.executor
+        if executor is None:
+            return None
+        key = self.frame_key
+        if key is None:
+            selection = executor._selection_key()
+            if selection is None:
+                return None
+            key = self.frame_key = Key(selection, self.handler.view)
         payload = to_graphql(item)
         result = executor.build_per_event_executor(payload).execute_operation(False)
         if not isinstance(result, CoreExecutionResult):
             if isinstance(result, Coroutine):
                 result.close()
-            return NOT_DELIVERED  # not synchronous: the usual path executes it
+            return None  # not synchronous: the usual path executes it
         if result.errors or result.extensions:
-            return NOT_DELIVERED  # Strawberry processes errors: the usual path
-        frame = self.handler._shared_frame(
-            {"id": self.operation_id, "type": "next", "payload": {"data": result.data}})
-        if frame is None:
-            return NOT_DELIVERED
-        try:
-            return _start(self.ws.send_text(frame))
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            return NOT_DELIVERED  # the connection is gone; the handler is closing it
+            return None  # Strawberry processes errors: the usual path
+        body = self.handler._shared_body(result.data)
+        if body is not None:
+            if item.frames is None:
+                item.frames = {}
+            item.frames[key] = body
+        return body
 
 
 _writer: contextvars.ContextVar[DirectWriter | None] = contextvars.ContextVar(
@@ -426,21 +456,34 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload = message["payload"]
         if len(payload) != 1:  # errors or extensions: encode as usual
             return None
-        data = payload.get("data")
+        body = self._shared_body(payload.get("data"))
+        if body is None:
+            return None  # not a shared rendering
+        prefix = self._prefix(message["id"])
+        if prefix is None:
+            return None
+        return f"{prefix}{body}}}"
+
+    def _shared_body(self, data: Any) -> str | None:
+        """`{"data": ...}` of a shared rendering, encoded once per view (None if not one)."""
         entry = _encodings.get(id(data))
         if entry is None or entry[0] is not data:
-            return None  # not a shared rendering
+            return None
         if entry[1] is not self.view:
             entry[2] = _text(self.view.encode_json({"data": data}))
             entry[1] = self.view
-        prefix = self._prefixes.get(message["id"])
+        return cast("str", entry[2])
+
+    def _prefix(self, operation_id: str) -> str | None:
+        """The operation's `next` message up to its payload (cached per operation)."""
+        prefix = self._prefixes.get(operation_id)
         if prefix is None:
-            template = _text(self.view.encode_json({"id": message["id"], "type": "next",
+            template = _text(self.view.encode_json({"id": operation_id, "type": "next",
                                                     "payload": None}))
             if not template.endswith("null}"):
                 return None
-            prefix = self._prefixes[message["id"]] = template[:-5]
-        return f"{prefix}{entry[2]}}}"
+            prefix = self._prefixes[operation_id] = template[:-5]
+        return prefix
 
     def forget_id(self, id: str) -> None:
         # The operation sends its final message (complete/error): no direct write after it.
