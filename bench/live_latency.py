@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import os
 import statistics
 import sys
@@ -55,6 +57,24 @@ from tenants.credentials import issue_jwt
 SEGMENTS = "query { segments { id pipeline { id stages { id kind position } } } }"
 CREATE_DEAL = """mutation($input: CreateDealInput!) {
   createDeal(input: $input) { deal { id version } errors { code message } } }"""
+
+
+@contextlib.contextmanager
+def client_gc_paused() -> Any:
+    """No garbage collection in this (client) process while it measures.
+
+    With 1,000+ websockets and their received events, one of the client's own full
+    collections took ~150 ms and showed up as one slow move in every run (the bare
+    websocket floor too): the client's pause, not the server's latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def cpu_seconds(server: Any) -> float:
@@ -99,28 +119,35 @@ async def one(n_subs: int, rate: float, moves: int, server: Any, settings: Any,
         sent: dict[int, float] = {}
         answered: dict[int, float] = {}
         ids = list(deals)
-        t0 = time.monotonic()
-        cpu0 = cpu_seconds(server)
-        for m in range(moves):
-            await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
-            deal = ids[m % len(ids)]
-            before = time.monotonic()
-            data = await gql(MOVE, deal=deal, to=stages[(m // len(ids) + 1) % len(stages)],
-                             v=deals[deal])
-            after = time.monotonic()
-            payload = data["moveDeal"]
-            assert payload["errors"] == [], payload
-            deals[deal] = payload["deal"]["version"]
-            sent[payload["event"]["seq"]] = before
-            answered[payload["event"]["seq"]] = after
-        writer_s = time.monotonic() - t0
-        server_cpu, received, errors = await _drain(subs, moves, server)
+        with client_gc_paused():
+            t0 = time.monotonic()
+            cpu0 = cpu_seconds(server)
+            for m in range(moves):
+                await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
+                deal = ids[m % len(ids)]
+                before = time.monotonic()
+                data = await gql(MOVE, deal=deal,
+                                 to=stages[(m // len(ids) + 1) % len(stages)], v=deals[deal])
+                after = time.monotonic()
+                payload = data["moveDeal"]
+                assert payload["errors"] == [], payload
+                deals[deal] = payload["deal"]["version"]
+                sent[payload["event"]["seq"]] = before
+                answered[payload["event"]["seq"]] = after
+            writer_s = time.monotonic() - t0
+            server_cpu, received, errors = await _drain(subs, moves, server)
+        metrics = (await http.get("/metrics")).text
+    live_counters = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                     if line.startswith(("saas_live_direct_writes_total",
+                                         "saas_live_handbacks_total"))}
 
     return {
         "subscribers": n_subs, "moves": moves, "rate_per_s": rate,
         "writer_seconds": round(writer_s, 2), "connect_seconds": round(connect_s, 2),
         "server_rss_mb_subscribed": round(rss_subscribed / 2**20, 1),
         **_figures(received, sent, answered, errors, server_cpu - cpu0, n_subs * moves),
+        # the server's fan-out counters so far (direct writes; hand-backs by reason)
+        "live_counters": live_counters,
     }
 
 
@@ -187,15 +214,16 @@ async def floor_one(n_subs: int, rate: float, moves: int) -> dict[str, Any]:
         sent: dict[int, float] = {}
         answered: dict[int, float] = {}
         async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
-            cpu0 = cpu_seconds(server)
-            t0 = time.monotonic()
-            for m in range(moves):
-                await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
-                before = time.monotonic()
-                r = await http.post("/fire", json={"seq": m + 1})
-                r.raise_for_status()
-                sent[m + 1], answered[m + 1] = before, time.monotonic()
-            server_cpu, received, errors = await _drain(subs, moves, server)
+            with client_gc_paused():
+                cpu0 = cpu_seconds(server)
+                t0 = time.monotonic()
+                for m in range(moves):
+                    await asyncio.sleep(max(0.0, t0 + m / rate - time.monotonic()))
+                    before = time.monotonic()
+                    r = await http.post("/fire", json={"seq": m + 1})
+                    r.raise_for_status()
+                    sent[m + 1], answered[m + 1] = before, time.monotonic()
+                server_cpu, received, errors = await _drain(subs, moves, server)
             fanout = (await http.get("/stats")).json()["fanout_s"]
     finally:
         server.stop()
@@ -237,10 +265,19 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=60)
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench.ws_floor (one frame to N bare websockets)")
+    parser.add_argument("--client-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="the benchmark client's event loop (it shares the server's cores)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    result = asyncio.run(run(subscribers=args.subscribers, rate=args.rate, moves=args.moves,
-                             floor=args.floor))
+    main_coro = run(subscribers=args.subscribers, rate=args.rate, moves=args.moves,
+                    floor=args.floor)
+    if args.client_loop == "uvloop":
+        import uvloop
+
+        result = uvloop.run(main_coro)
+    else:
+        result = asyncio.run(main_coro)
+    result["client_loop"] = args.client_loop
     write_result("live_latency", result, args.out)
     if result["lost_or_duplicated"]:
         raise SystemExit("loss or duplication detected")
