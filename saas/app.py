@@ -66,7 +66,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.cache = (
             ResponseCache(self.schema._schema, services.db,  # type: ignore[attr-defined]
                           max_entries=settings.board_cache_entries,
-                          max_entry_bytes=settings.board_cache_max_entry_bytes)
+                          max_entry_bytes=settings.board_cache_max_entry_bytes,
+                          max_bytes=settings.board_cache_max_bytes)
             if settings.board_cache_entries > 0 else None)
 
     def encode_json(self, data: object) -> bytes:

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     # on every request (schema/response_cache.py); 0 entries turns the cache off.
     board_cache_entries: int = Field(default=2048, ge=0)
     board_cache_max_entry_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    board_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # all entries
     ws_connection_init_timeout: float = 10.0
     ws_max_subscriptions: int = 20
     ws_keepalive_seconds: float = 15.0

@@ -158,11 +158,14 @@ class ResponseCache:
     """Per-process LRU of board responses; see the module docstring for why it is safe."""
 
     def __init__(self, schema: GraphQLSchema, db: Database, *, max_entries: int,
-                 max_entry_bytes: int, max_documents: int = 256) -> None:
+                 max_entry_bytes: int, max_bytes: int = 256 * 1024 * 1024,
+                 max_documents: int = 256) -> None:
         self.schema = schema
         self.db = db
         self.max_entries = max_entries
         self.max_entry_bytes = max_entry_bytes
+        self.max_bytes = max_bytes  # all entries' bodies together
+        self.size_bytes = 0
         self.max_documents = max_documents
         self._documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
@@ -208,15 +211,19 @@ class ResponseCache:
         return entry.body
 
     def put(self, key: Key, version: int, body: bytes) -> None:
-        if len(body) > self.max_entry_bytes:
+        if len(body) > min(self.max_entry_bytes, self.max_bytes):
             return
         current = self._entries.get(key)
         if current is not None and current.version > version:
             return  # a newer rendering is already there
+        if current is not None:
+            self.size_bytes -= len(current.body)
         self._entries[key] = Entry(version, body)
         self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.size_bytes += len(body)
+        while len(self._entries) > self.max_entries or self.size_bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.size_bytes -= len(evicted.body)
 
     def inflight(self, key: Key, version: int) -> asyncio.Future[bytes | None] | None:
         return self._inflight.get((key, version))

@@ -226,3 +226,19 @@ async def test_the_version_check_leaves_no_tenant_on_the_pooled_connection(
         assert setting in (None, "") and deals == 0
     finally:
         await engine.dispose()
+
+
+def test_the_cache_keeps_to_its_byte_budget(settings: Settings) -> None:
+    cache = ResponseCache(build_schema(settings)._schema, db=None,  # type: ignore[arg-type]
+                          max_entries=100, max_entry_bytes=400, max_bytes=1000)
+    tenant = uuid.uuid4()
+    keys = [cache.key(tenant, "query { board }", None, {"n": i}) for i in range(5)]
+    for i, key in enumerate(keys):
+        cache.put(key, 1, bytes([i]) * 300)
+    # 1,000 bytes hold three 300-byte bodies: the two least recently used went first.
+    assert [cache.get(k, 1) is not None for k in keys] == [False, False, True, True, True]
+    assert cache.size_bytes == 900
+    cache.put(keys[4], 2, b"x" * 100)  # a newer rendering replaces, and frees, the old one
+    assert cache.size_bytes == 700 and cache.get(keys[4], 2) == b"x" * 100
+    cache.put(keys[0], 1, b"y" * 401)  # larger than one entry may be: not kept
+    assert cache.get(keys[0], 1) is None and cache.size_bytes == 700
