@@ -16,16 +16,15 @@ so order and completeness never depend on Redis. Redis only makes delivery promp
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
@@ -33,7 +32,17 @@ from sqlalchemy import select
 
 from saas.db import Database
 from saas.deals import events as event_log
-from saas.deals.models import Deal, StageEvent
+from saas.deals.models import Deal
+from saas.live.delivered import Batch, Card, Delivered, RenderCache
+from saas.live.subscribers import (
+    NOT_DELIVERED,
+    Direct,
+    Group,
+    GroupKey,
+    Member,
+    Subscriber,
+    Wakeups,
+)
 from saas.observability.metrics import EVENTS_FANNED_OUT, LIVE_WAKEUPS, WS_SUBSCRIPTIONS
 from tenants.models import User
 
@@ -48,252 +57,8 @@ HANDBACKS = Counter("saas_live_handbacks_total",
                     ["reason"])  # behind | usual_path | read_failed | stopping
 
 
-class Wakeups:
-    """A subscriber's bounded FIFO of wake-ups (sequences), read by its one stream.
-
-    What asyncio.Queue does for this, with less work per put/get: a dispatch wakes every
-    subscriber of a board, so this runs once per subscriber per event.
-    """
-
-    __slots__ = ("_items", "_waiter", "maxsize")
-
-    def __init__(self, maxsize: int = 0) -> None:
-        self.maxsize = maxsize
-        self._items: collections.deque[int] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, seq: int) -> None:
-        if 0 < self.maxsize <= len(self._items):
-            raise asyncio.QueueFull
-        self._items.append(seq)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> int:
-        while not self._items:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-    def drain(self) -> list[int]:
-        """Everything queued now (possibly nothing)."""
-        items = list(self._items)
-        self._items.clear()
-        return items
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One live subscription: its filter and its bounded queue of wake-ups (sequences)."""
-
-    tenant_id: uuid.UUID
-    pipeline_id: uuid.UUID | None
-    queue: Wakeups
-    overflowed: bool = False
-    target: str | None = field(init=False)  # the pipeline id as messages carry it
-    member: Member | None = field(default=None, init=False)  # while in a fan-out group
-
-    def __post_init__(self) -> None:
-        self.target = None if self.pipeline_id is None else str(self.pipeline_id)
-
-    def wants(self, message: dict[str, Any]) -> bool:
-        target = self.target
-        return (target is None or message.get("pipeline") == target
-                or message.get("from_pipeline") == target)
-
-    def notify(self, seq: int) -> None:
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(seq)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            log.warning("live subscriber overflowed (tenant %s); asking it to resync",
-                        self.tenant_id)
-
 
 FetchKey = tuple[uuid.UUID, uuid.UUID | None, int, tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Card:
-    """A deal's current card fields, for the events that mention it."""
-
-    id: uuid.UUID
-    title: str
-    amount: Any
-    currency: str
-    temperature: str
-    version: int
-    stage_id: uuid.UUID
-    pipeline_id: uuid.UUID
-    owner_id: uuid.UUID | None
-    owner_name: str | None
-
-
-class Key:
-    """A hashable value whose hash is computed once (keys looked up once per subscriber)."""
-
-    __slots__ = ("_hash", "parts")
-
-    def __init__(self, *parts: Hashable) -> None:
-        self.parts = parts
-        self._hash = hash(parts)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, Key) and self._hash == other._hash
-                                 and self.parts == other.parts)
-
-    def __repr__(self) -> str:
-        return f"Key{self.parts!r}"
-
-
-class Delivered:
-    """One event of the log with its deal's card, as every subscriber of a batch sees it.
-
-    The objects of one read are shared by all the subscribers that waited on it, so what
-    is derived from them (the GraphQL object, its renderings) is built once. `render_key`
-    is the event's identity for that: tenant, sequence and the card's full value (the card
-    is "as it is now", so a later read of the same event may carry a different card and
-    then renders separately).
-    """
-
-    __slots__ = ("_render_key", "card", "derived", "event", "frames")
-
-    def __init__(self, event: StageEvent, card: Card | None) -> None:
-        self.event = event
-        self.card = card
-        self.derived: Any = None  # the GraphQL object, set by schema.live.types
-        self._render_key: Key | None = None
-        # Encoded payloads by selection, for direct writes (schema.live.transport).
-        self.frames: dict[Hashable, str] | None = None
-
-    @property
-    def render_key(self) -> Key:
-        if self._render_key is None:
-            self._render_key = Key(self.event.tenant_id, self.event.seq, self.card)
-        return self._render_key
-
-    def __repr__(self) -> str:
-        return f"Delivered(seq={self.event.seq}, card={self.card!r})"
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One page of the log after a cursor, with the cards of the deals it mentions."""
-
-    events: list[StageEvent]
-    cards: dict[uuid.UUID, Card]
-    delivered: list[Delivered] = field(default_factory=list)  # same order as events
-
-
-class RenderCache:
-    """Renderings of events per (event, selection), shared by the subscribers of a process.
-
-    Bounded, oldest event first out: an event is rendered within moments of being read,
-    so a small cache is enough; a miss only means rendering again (the same bytes).
-    Values are opaque here (schema.live.transport stores GraphQL results).
-    """
-
-    def __init__(self, max_events: int = 1024) -> None:
-        self.max_events = max_events
-        self._events: dict[Key, dict[Hashable, Any]] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, event: Key, selection: Hashable) -> Any:
-        renderings = self._events.get(event)
-        if renderings is None:
-            self.misses += 1
-            return None
-        found = renderings.get(selection)
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return found
-
-    def put(self, event: Key, selection: Hashable, value: Any) -> None:
-        if self.max_events <= 0:
-            return
-        renderings = self._events.get(event)
-        if renderings is None:
-            while len(self._events) >= self.max_events:
-                del self._events[next(iter(self._events))]
-            renderings = self._events[event] = {}
-        renderings[selection] = value
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-
-NOT_DELIVERED: Any = object()
-"""What `Direct.deliver` returns when it did not write an event (the stream must)."""
-
-
-class Direct(Protocol):
-    """Writes a subscriber's events straight to its client (schema.live.transport).
-
-    `deliver` must not block: it returns None once the event is written, an awaitable
-    when the write has started but waits for the client (the subscriber has fallen behind
-    and must await it before anything else), or NOT_DELIVERED when it wrote nothing
-    (the result needs the usual path: errors, no shared rendering, the client has gone).
-    """
-
-    def deliver(self, item: Delivered) -> Any: ...
-
-
-GroupKey = tuple[uuid.UUID, uuid.UUID | None, tuple[str, ...]]
-
-
-class Member:
-    """A caught-up subscriber whose events its group writes directly."""
-
-    __slots__ = ("direct", "group", "last", "returned", "sub")
-
-    def __init__(self, sub: Subscriber, direct: Direct, last: int, group: Group) -> None:
-        self.sub = sub
-        self.direct = direct
-        self.last = last  # the last event written (or being written) to the client
-        self.group: Group | None = group
-        # Resolved when the group hands the subscriber back to its own stream: with the
-        # write still in flight (an awaitable) or None.
-        self.returned: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-
-class Group:
-    """Caught-up subscribers of one (tenant, pipeline, kinds): one reader, one writer.
-
-    One task reads the log after `last` when woken and writes each new event to every
-    member at once (`Direct.deliver`), instead of waking every member's stream.
-    Invariant: every matching event with seq <= `last` has been written to every member
-    (members skip events <= their own `last`, so one may join ahead of the group, never
-    behind it).
-    """
-
-    __slots__ = ("covered", "dirty", "key", "last", "members", "target", "task")
-
-    def __init__(self, key: GroupKey, last: int, covered: int) -> None:
-        self.key = key
-        self.last = last
-        self.covered = covered  # the log has been read up to here (>= last)
-        self.target = covered  # the highest sequence we were woken for
-        self.dirty = False  # woken since the current read started
-        self.members: dict[Member, None] = {}  # insertion order: join order
-        self.task: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)

@@ -31,7 +31,9 @@ from sqlalchemy import func, select
 
 from saas.deals.models import StageEvent
 from saas.errors import NotFound
-from saas.live.hub import CATCH_UP, Delivered, Direct, Hub
+from saas.live.delivered import Delivered
+from saas.live.hub import CATCH_UP, Hub
+from saas.live.subscribers import Direct
 from saas.observability.metrics import EVENTS_FANNED_OUT
 from saas.pipelines.models import Pipeline
 from tenants.principal import Principal

@@ -58,7 +58,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.base import get_object_definition
 
-from saas.live.hub import NOT_DELIVERED, Delivered, Key, RenderCache
+from saas.live.delivered import Delivered, Key, RenderCache
+from saas.live.subscribers import NOT_DELIVERED
 from schema.context import Context
 from schema.live.types import LIVE_TYPES, to_graphql
 
@@ -326,7 +327,7 @@ def _start(coro: Coroutine[Any, Any, None]) -> _InFlight | None:
 
 
 class DirectWriter:
-    """Writes one live operation's events straight to its websocket (saas.live.hub.Direct).
+    """Writes one live operation's events straight to its websocket (saas.live.subscribers.Direct).
 
     The frame is the one `send_message` would send for the shared rendering: the same
     `next` message with this operation's id. The encoded payload is kept on the event

@@ -9,7 +9,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from saas.live.hub import Card, Key
+from saas.live.delivered import Card, Key
 from saas.live.stream import Delivered, Resync
 from schema.deals.types import Temperature
 from schema.nodes import gid
