@@ -104,14 +104,14 @@ def cacheable(schema: GraphQLSchema, query: str, operation_name: str | None) -> 
         document: DocumentNode = parse(query, no_location=True)
     except GraphQLError:
         return False
+    # Exactly one operation in the document (more: keep it simple, do not cache), a query,
+    # and the one the request names, if it names one.
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
         return False
-    if any(isinstance(d, OperationDefinitionNode) and d is not operations[0]
-           for d in document.definitions):
-        return False  # other operations in the document: keep it simple, do not cache
+    name = operations[0].name
+    if operation_name is not None and (name is None or name.value != operation_name):
+        return False
     type_info = TypeInfo(schema)
     check = _Check(type_info)
     visit(document, TypeInfoVisitor(type_info, check))
