@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from saas.errors import Forbidden
+from tenants import scopes as granted_scopes
 
 
 class Role(enum.StrEnum):
@@ -38,6 +39,25 @@ class Principal:
     @property
     def can_write(self) -> bool:
         return not self.is_api_key or Scope.READ_WRITE in self.scopes
+
+    @property
+    def granted(self) -> frozenset[granted_scopes.Scope]:
+        """The fine-grained scopes this principal holds (tenants/scopes.py)."""
+        if self.is_api_key:
+            return granted_scopes.expand(frozenset(s.value for s in self.scopes))
+        return granted_scopes.ROLE_SCOPES.get(self.role.value if self.role else "", frozenset())
+
+    def has(self, scope: granted_scopes.Scope) -> bool:
+        return scope in self.granted
+
+    def require(self, scope: granted_scopes.Scope) -> None:
+        """Raise FORBIDDEN unless this principal holds `scope`."""
+        if scope in self.granted:
+            return
+        if self.is_api_key:
+            raise Forbidden(f"this API key lacks the scope {scope.value!r}")
+        role = self.role.value if self.role else "none"
+        raise Forbidden(f"your role ({role}) does not allow this (needs {scope.value!r})")
 
     def require_write(self) -> None:
         if not self.can_write:
