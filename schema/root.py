@@ -33,11 +33,12 @@ from schema.forecasting.api import (
 from schema.live.api import LiveSubscription
 from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
+from schema.tenants.audit import AuditQuery
 from schema.tenants.mutations import TenantsMutation
 from schema.tenants.queries import TenantsQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
-                             AnalyticsQuery, ForecastingQuery, CampaignsQuery)
+                             AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery)
 MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
                                ContactsMutation, AnalyticsMutation, ForecastingMutation,
                                CampaignsMutation)

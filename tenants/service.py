@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from saas.db import Database, UnitOfWork
 from saas.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from tenants import audit
+from tenants.audit import Action
 from tenants.credentials import hash_password, new_api_key, verify_password
 from tenants.models import ApiKey, Team, Tenant, User
 from tenants.principal import Principal, Role, Scope
@@ -82,10 +84,18 @@ async def login(*, db: Database, tenant_slug: str, email: str, password: str) ->
                 )
             ).scalar_one_or_none()
     if not verify_password(user.password_hash if user else None, password) or user is None:
+        if tenant_id is not None:
+            async with db.unit_of_work(tenant_id) as uow:
+                await audit.record(uow, None, Action.LOGIN_FAILED,
+                                   target=("User", user.id) if user else None,
+                                   details={"email": email.strip().lower()})
         raise Unauthenticated("wrong tenant, email or password")
     if not user.is_active:
         raise Unauthenticated("this user is deactivated")
-    return principal_for_user(user)
+    principal = principal_for_user(user)
+    async with db.unit_of_work(user.tenant_id) as uow:
+        await audit.record(uow, principal, Action.LOGIN_SUCCEEDED, target=("User", user.id))
+    return principal
 
 
 def principal_for_user(user: User) -> Principal:
@@ -125,6 +135,8 @@ async def create_team(*, uow: UnitOfWork, principal: Principal, name: str) -> Te
             await uow.session.flush()
     except IntegrityError as e:
         raise Conflict(f"a team named {name!r} already exists", field="name") from e
+    await audit.record(uow, principal, Action.TEAM_CREATED, target=("Team", team.id),
+                       details={"name": team.name})
     return team
 
 
@@ -163,6 +175,8 @@ async def create_user(
             await uow.session.flush()
     except IntegrityError as e:
         raise Conflict(f"a user with email {email!r} already exists", field="email") from e
+    await audit.record(uow, principal, Action.USER_CREATED, target=("User", user.id),
+                       details={"role": user.role, "team_id": team_id})
     return user, initial
 
 
@@ -184,6 +198,8 @@ async def create_api_key(
     )
     uow.session.add(key)
     await uow.session.flush()
+    await audit.record(uow, principal, Action.KEY_CREATED, target=("ApiKey", key.id),
+                       details={"name": key.name, "scope": key.scope})
     return key, fresh.secret
 
 
@@ -199,6 +215,8 @@ async def revoke_api_key(*, uow: UnitOfWork, principal: Principal, key_id: uuid.
             .values(revoked_at=text("now()"))
         )
         await uow.session.refresh(key)
+        await audit.record(uow, principal, Action.KEY_REVOKED, target=("ApiKey", key.id),
+                           details={"name": key.name})
     return key
 
 
