@@ -101,10 +101,9 @@ async def drop_database(name: str, server_url: str | None = None) -> None:
 def jwt_for(tenant_id: Any, user_id: Any, role: str = "admin", ttl: int = 24 * 3600) -> str:
     from saas.settings import Settings
     from tenants.credentials import issue_jwt
-    from tenants.principal import Principal, Role, Scope
+    from tenants.principal import Principal, Role
 
-    principal = Principal(tenant_id=tenant_id, user_id=user_id, role=Role(role),
-                          scopes=frozenset({Scope.READ, Scope.READ_WRITE}))
+    principal = Principal(tenant_id=tenant_id, user_id=user_id, role=Role(role))
     return issue_jwt(Settings(environment="test", jwt_secret=SECRET), principal, ttl=ttl)
 
 

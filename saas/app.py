@@ -35,10 +35,13 @@ from saas.observability.access import AccessLog
 from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
+from schema.live.revocation import Connections
 from schema.live.transport import LiveTransportWSHandler
 from schema.response_cache import RESPONSE_CACHE, ResponseCache
 from schema.root import build_schema
-from tenants.credentials import authenticate
+from tenants.credentials import Authenticator
+from tenants.throttle import LoginThrottle
+from tenants.tokens import check_config
 
 log = logging.getLogger("saas.app")
 
@@ -144,11 +147,10 @@ class GraphQLApp(GraphQL[Context, None]):
         if isinstance(request, WebSocket):
             return context  # authenticated in on_ws_connect, from connection_init's payload
         try:
-            context.principal = await authenticate(
-                self.services.db,
-                self.services.settings,
+            context.principal = await self.services.auth.authenticate(
                 authorization=request.headers.get("authorization"),
                 api_key=request.headers.get("x-api-key"),
+                address=request.client.host if request.client else None,
             )
         except Unauthenticated as e:
             context.auth_error = e
@@ -163,16 +165,17 @@ class GraphQLApp(GraphQL[Context, None]):
             authorization = f"Bearer {params['token']}"
         api_key = params.get("X-API-Key") or params.get("apiKey")
         try:
-            principal = await authenticate(
-                self.services.db, self.services.settings,
+            principal = await self.services.auth.authenticate(
                 authorization=authorization if isinstance(authorization, str) else None,
                 api_key=api_key if isinstance(api_key, str) else None,
+                address=context.address,
             )
         except Unauthenticated as e:
             raise ConnectionRejectionError({"message": e.message}) from e
         if principal is None:
             raise ConnectionRejectionError({"message": "authentication required"})
         context.principal = principal
+        self.services.connections.register(context)  # closed when the principal is revoked
         observed.tenant_id.set(str(principal.tenant_id))
         return None
 
@@ -209,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; connections open in the lifespan so import has no side effects."""
     settings = settings or get_settings()
     settings.check_secure()
+    check_config(settings)  # refuse token settings that cannot verify anything
     engine = create_engine(
         settings.resolved_app_database_url(),
         pool_size=settings.db_pool_size,
@@ -219,6 +223,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         db=Database(engine),
         redis=aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0"),
     )
+    services.auth = Authenticator(services.db, settings)
+    services.throttle = LoginThrottle(services.redis, settings)
+    services.connections = Connections(services.auth)
     graphql = GraphQLApp(services)
 
     @contextlib.asynccontextmanager
@@ -227,10 +234,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         services.hub = hub
         services.db.publisher = hub.publish
+        # Auth changes ride the hub's one Redis subscription (tenants/authcache.py).
+        hub.listeners.append(services.auth.cache.on_control)
         try:
             yield
         finally:
             services.db.publisher = None
+            await services.auth.drain()
             await hub.stop()
             services.hub = None
             await services.close()

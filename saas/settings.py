@@ -36,10 +36,24 @@ class Settings(BaseSettings):
     jwt_secret: str = DEV_SECRET
     jwt_issuer: str = "saas"
     jwt_audience: str = "saas-api"
-    jwt_ttl_seconds: int = 3600
-    # External identity provider: verify RS256/ES256 tokens with this PEM public key instead.
+    jwt_ttl_seconds: int = Field(default=900, ge=30)  # access tokens: 15 minutes
+    refresh_ttl_seconds: int = Field(default=30 * 86400, ge=60)  # a login session's lifetime
+    # External identity provider: RS256/ES256 tokens verified with this PEM public key or the
+    # keys of a JWKS URL (tenants/tokens.py); our own login tokens stay HS256.
     jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_seconds: float = Field(default=300.0, gt=0)
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    # Per-process cache of users', sessions' and keys' authorisation state; changes are
+    # pushed through the live hub's Redis channel, this is only the backstop.
+    auth_cache_ttl_seconds: float = Field(default=5.0, gt=0)
+    # Login throttling (Redis, shared by all API processes): attempts per window.
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_per_account: int = Field(default=10, ge=1)
+    login_max_per_address: int = Field(default=100, ge=1)
+    api_key_max_grace_seconds: int = Field(default=7 * 86400, ge=0)
+    invitation_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
     unsubscribe_secret: str = DEV_SECRET
 
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -66,6 +80,8 @@ class Settings(BaseSettings):
     # Campaign email: the From of tenants without a sender_email; links point at the API.
     mail_default_sender: str = "no-reply@localhost"
     public_base_url: str = "http://127.0.0.1:8000"
+    # The web frontend: invitation and password-reset links point at <APP_BASE_URL>/...
+    app_base_url: str = "http://127.0.0.1:3000"
     # A claimed send not handed to SMTP within the lease is re-claimed by another worker.
     campaign_send_lease_seconds: int = 600
     campaign_max_send_attempts: int = 8

@@ -16,6 +16,7 @@ from saas.db import Database, UnitOfWork
 from saas.errors import Unauthenticated
 from saas.settings import Settings
 from tenants.principal import Principal
+from tenants.scopes import Scope
 
 
 @dataclass
@@ -26,6 +27,9 @@ class Services:
     db: Database
     redis: Any = None
     hub: Any = None  # the live event hub (subscriptions), once started
+    auth: Any = None  # tenants.credentials.Authenticator (with its authorisation cache)
+    throttle: Any = None  # tenants.throttle.LoginThrottle
+    connections: Any = None  # schema.live.revocation.Connections (open websockets)
     _queue: Any = None
 
     async def queue(self) -> Any:
@@ -57,6 +61,9 @@ class Context:
     # A read transaction the response cache already opened for this request (under the
     # principal's tenant): a cacheable board renders in it instead of opening another.
     pinned_uow: UnitOfWork | None = None
+    # Websockets: set when the connection's credential was revoked or expired (the socket
+    # is being closed), so no further operation on it runs.
+    revoked: Unauthenticated | None = None
 
     @property
     def db(self) -> Database:
@@ -70,11 +77,25 @@ class Context:
         """The caller, or a typed UNAUTHENTICATED error that says what was wrong."""
         if self.auth_error is not None:
             raise self.auth_error
+        if self.revoked is not None:
+            raise self.revoked
         if self.principal is None:
             raise Unauthenticated(
                 "authentication required: send 'Authorization: Bearer <JWT or API key>'"
             )
         return self.principal
+
+    def require(self, scope: Scope) -> Principal:
+        """The caller, if it holds `scope` (checked before any input is looked at, so a
+        caller without it learns nothing about ids or validation)."""
+        principal = self.require_principal()
+        principal.require(scope)
+        return principal
+
+    @property
+    def address(self) -> str | None:
+        client = getattr(self.request, "client", None)
+        return client.host if client is not None else None
 
     @asynccontextmanager
     async def uow(self, tenant_id: uuid.UUID | None = None) -> AsyncIterator[UnitOfWork]:

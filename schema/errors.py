@@ -46,6 +46,11 @@ class VersionConflictError(UserError):
     current_stage_id: strawberry.ID | None = None
 
 
+@strawberry.type(description="Too many attempts: wait `retryAfterSeconds` before the next.")
+class RetryLaterError(UserError):
+    retry_after_seconds: int
+
+
 def _stage_gid(stage_id: object) -> strawberry.ID | None:
     return strawberry.ID(str(GlobalID("Stage", str(stage_id)))) if stage_id else None
 
@@ -61,6 +66,9 @@ def user_error(error: domain.DomainError) -> UserError:
             current_version=error.details["current_version"],
             current_stage_id=_stage_gid(error.details.get("current_stage_id")),
         )
+    if isinstance(error, domain.LimitExceeded) and "retry_after" in error.details:
+        return RetryLaterError(code=code, message=error.message, field=error.field,
+                               retry_after_seconds=int(error.details["retry_after"]))
     return MutationError(code=code, message=error.message, field=error.field)
 
 

@@ -10,6 +10,20 @@ import strawberry
 from strawberry.relay import GlobalID
 
 from saas.errors import NotFound
+from tenants.scopes import Scope
+
+# The read rule of every Node type: `node(id)` requires the same scope as the type's own
+# queries. A Node type missing here resolves to null (and tests/tenants/test_node_rules.py
+# fails until it is added).
+NODE_SCOPES: dict[str, Scope] = {
+    "Deal": Scope.DEALS_READ, "Activity": Scope.DEALS_READ, "Stage": Scope.DEALS_READ,
+    "Pipeline": Scope.DEALS_READ, "Segment": Scope.DEALS_READ, "User": Scope.DEALS_READ,
+    "Team": Scope.DEALS_READ,
+    "Contact": Scope.CONTACTS_READ, "Company": Scope.CONTACTS_READ,
+    "Forecast": Scope.ANALYTICS_READ,
+    "Campaign": Scope.CAMPAIGNS_READ, "CampaignEnrollment": Scope.CAMPAIGNS_READ,
+    "ApiKey": Scope.USERS_ADMIN,
+}
 
 
 def global_id(type_name: str, id: uuid.UUID) -> GlobalID:

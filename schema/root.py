@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import strawberry
 from strawberry.extensions import (
@@ -15,7 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.extensions.base_extension import SchemaExtension
-from strawberry.relay import Node
+from strawberry.relay import GlobalID, Node
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -23,35 +24,53 @@ from saas.settings import Settings
 from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
 from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
+from schema.context import Info
 from schema.deals.api import DealsMutation, DealsQuery
-from schema.errors import DomainErrors, MutationError, VersionConflictError
+from schema.errors import DomainErrors, MutationError, RetryLaterError, VersionConflictError
 from schema.forecasting.api import (
     ForecastingMutation,
     ForecastingQuery,
     ForecastingSubscription,
 )
 from schema.live.api import LiveSubscription
+from schema.nodes import NODE_SCOPES
 from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
+from schema.tenants.admin import AdminMutation
 from schema.tenants.audit import AuditQuery
-from schema.tenants.mutations import TenantsMutation
+from schema.tenants.mutations import SessionsMutation
 from schema.tenants.queries import TenantsQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery)
-MUTATIONS: tuple[type, ...] = (TenantsMutation, PipelinesMutation, DealsMutation,
+MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
                                ContactsMutation, AnalyticsMutation, ForecastingMutation,
                                CampaignsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 
 def _node_query() -> type:
-    # A fresh class per schema: strawberry's relay field mutates itself when a schema is built.
     @strawberry.type
     class NodeQuery:
-        node: Node | None = strawberry.relay.node(
-            description="Any object of the caller's tenant by global id; others are null."
-        )
+        @strawberry.field(description="Any object of the caller's tenant by global id; others "
+                                      "are null. Needs the scope the type's own queries need.")
+        async def node(self, info: Info,
+                       id: Annotated[strawberry.ID, strawberry.argument(
+                           description="The ID of the object.")]) -> Node | None:
+            principal = info.context.require_principal()
+            try:
+                global_id = GlobalID.from_id(id)
+            except ValueError:
+                return None
+            scope = NODE_SCOPES.get(global_id.type_name)
+            if scope is None:
+                return None
+            principal.require(scope)  # before the lookup: no existence oracle
+            try:
+                node: Node | None = await global_id.resolve_node(info, required=False)
+            except ValueError:  # not a uuid
+                return None
+            return node
 
     return NodeQuery
 
@@ -84,6 +103,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=mutation,
         subscription=subscription,
         extensions=extensions,
-        types=[MutationError, VersionConflictError],
+        types=[MutationError, VersionConflictError, RetryLaterError],
         config=StrawberryConfig(disable_field_suggestions=not settings.is_dev),
     )

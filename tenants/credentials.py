@@ -1,156 +1,136 @@
-"""Passwords, JWTs and API keys: issue them, and turn presented credentials into a Principal."""
+"""Presented credentials (a bearer JWT or an API key) -> the Principal, checked every time.
+
+Signature and expiry come from the token (tenants/tokens.py); whether the user is still
+active, with which role and team, whether the session was revoked, and whether the key is
+revoked, expired or rotated come from the per-process authorisation cache
+(tenants/authcache.py), so changes apply to the next request.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import hmac
-import secrets
+import logging
 import time
 import uuid
-from dataclasses import dataclass
-
-import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import text
 
 from saas.db import Database
 from saas.errors import Unauthenticated
 from saas.settings import Settings
-from tenants.principal import Principal, Role, Scope
+from tenants import keys
+from tenants.authcache import AuthCache
+from tenants.principal import Principal, Role
+from tenants.tokens import Verifier, issue
 
-API_KEY_PREFIX = "sp_"
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so timing does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+__all__ = ["Authenticator", "issue_jwt"]
 
+log = logging.getLogger("tenants.auth")
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-    except (VerificationError, InvalidHashError):
-        return False
+TOUCH_EVERY = 60.0
 
 
 def issue_jwt(settings: Settings, principal: Principal, *, ttl: int | None = None) -> str:
-    """A signed access token whose claims carry the tenant, the user, role and team."""
-    now = int(time.time())
-    claims = {
-        "sub": str(principal.user_id),
-        "tid": str(principal.tenant_id),
-        "role": principal.role.value if principal.role else None,
-        "team": str(principal.team_id) if principal.team_id else None,
-        "iat": now,
-        "exp": now + (ttl if ttl is not None else settings.jwt_ttl_seconds),
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-    }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    """An access token for a user principal without a login session (tools and tests; users
+    get theirs from `login`). Its user's current state is still checked on every request."""
+    assert principal.user_id is not None, "API keys have no access tokens"
+    return issue(settings, tenant_id=principal.tenant_id, user_id=principal.user_id,
+                 session_id=principal.session_id, epoch=None,
+                 role=principal.role.value if principal.role else None,
+                 team_id=principal.team_id, ttl=ttl)
 
 
-def principal_from_jwt(settings: Settings, token: str) -> Principal:
-    """Verify signature, expiry, issuer and audience; map claims to a Principal."""
-    key = settings.jwt_public_key or settings.jwt_secret
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=settings.jwt_algorithms,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "tid"]},
-        )
-    except jwt.ExpiredSignatureError as e:
-        raise Unauthenticated("the access token has expired; log in again") from e
-    except jwt.InvalidSignatureError as e:
-        raise Unauthenticated("the access token's signature is invalid") from e
-    except jwt.PyJWTError as e:
-        raise Unauthenticated(f"the access token is invalid: {e}") from e
-    try:
-        role = Role(claims.get("role") or "rep")
-        team = claims.get("team")
-        return Principal(
-            tenant_id=uuid.UUID(claims["tid"]),
-            user_id=uuid.UUID(claims["sub"]),
-            role=role,
-            team_id=uuid.UUID(team) if team else None,
-            scopes=frozenset({Scope.READ, Scope.READ_WRITE}),
-        )
-    except (ValueError, TypeError) as e:
-        raise Unauthenticated("the access token's claims are malformed") from e
+class Authenticator:
+    """One per process: the token verifier and the authorisation cache."""
 
+    def __init__(self, db: Database, settings: Settings, cache: AuthCache | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.cache = cache or AuthCache(db, ttl=settings.auth_cache_ttl_seconds)
+        self.verifier = Verifier(settings)
+        self._touched: dict[uuid.UUID, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
-@dataclass(frozen=True)
-class NewApiKey:
-    id: uuid.UUID
-    secret: str
-    secret_hash: str
+    async def authenticate(self, *, authorization: str | None, api_key: str | None,
+                           address: str | None = None) -> Principal | None:
+        """Credentials from headers (or a websocket payload); None when none were given."""
+        if api_key:
+            return await self.from_api_key(api_key.strip(), address)
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("use 'Authorization: Bearer <token or API key>'")
+        token = token.strip()
+        if keys.looks_like_api_key(token):
+            return await self.from_api_key(token, address)
+        return await self.from_jwt(token, address)
 
+    async def from_jwt(self, token: str, address: str | None = None) -> Principal:
+        claims = await self.verifier.verify(token)
+        state = await self.cache.user(claims.tenant_id, claims.user_id, claims.session_id)
+        if state is None:
+            raise Unauthenticated("the access token's user does not exist")
+        if not state.is_active:
+            raise Unauthenticated("the user has been deactivated")
+        if claims.session_id is not None and (not state.session_found
+                                              or state.session_revoked):
+            raise Unauthenticated("the session has ended (logged out or revoked); "
+                                  "log in again")
+        if claims.epoch is not None and claims.epoch < state.epoch:
+            raise Unauthenticated("your credentials have changed; log in again")
+        return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id,
+                         role=Role(state.role), team_id=state.team_id,
+                         session_id=claims.session_id, expires_at=claims.expires_at,
+                         address=address)
 
-def new_api_key(tenant_id: uuid.UUID) -> NewApiKey:
-    """A key that names its tenant and id, so lookup happens under that tenant's RLS."""
-    key_id = uuid.uuid4()
-    secret = f"{API_KEY_PREFIX}{tenant_id.hex}_{key_id.hex}_{secrets.token_urlsafe(32)}"
-    return NewApiKey(id=key_id, secret=secret, secret_hash=hash_api_key(secret))
-
-
-def hash_api_key(secret: str) -> str:
-    # Keys carry 256 random bits, so a fast hash is enough (and keeps per-request auth cheap).
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def parse_api_key(secret: str) -> tuple[uuid.UUID, uuid.UUID]:
-    try:
-        _, tenant_hex, key_hex, _rest = secret.split("_", 3)
-        return uuid.UUID(hex=tenant_hex), uuid.UUID(hex=key_hex)
-    except ValueError as e:
-        raise Unauthenticated("the API key is malformed") from e
-
-
-_KEY_SELECT = text("SELECT secret_hash, scope, revoked_at FROM api_keys WHERE id = :id")
-
-
-async def principal_from_api_key(db: Database, secret: str) -> Principal:
-    """Look the key up under its own tenant's RLS; unknown, forged or revoked keys fail."""
-    tenant_id, key_id = parse_api_key(secret)
-    async with db.unit_of_work(tenant_id) as uow:
-        row = (await uow.session.execute(_KEY_SELECT, {"id": key_id})).one_or_none()
-        if row is None or not hmac.compare_digest(row.secret_hash, hash_api_key(secret)):
+    async def from_api_key(self, secret: str, address: str | None = None) -> Principal:
+        """Look the key up under its own tenant; unknown, forged, revoked, expired fail."""
+        tenant_id, key_id = keys.parse_api_key(secret)
+        state = await self.cache.key(tenant_id, key_id)
+        if state is None:
             raise Unauthenticated("the API key is not valid")
-        if row.revoked_at is not None:
+        digest = keys.hash_api_key(secret)
+        now = time.time()
+        expires_at = state.expires_at
+        if not hmac.compare_digest(state.secret_hash, digest):
+            grace = state.previous_expires_at
+            if (state.previous_hash is None or grace is None or grace <= now
+                    or not hmac.compare_digest(state.previous_hash, digest)):
+                raise Unauthenticated("the API key is not valid")
+            expires_at = grace if expires_at is None else min(expires_at, grace)
+        if state.revoked:
             raise Unauthenticated("the API key has been revoked")
-        # Touch last_used_at at most once a minute: a write per request would be wasteful.
-        await uow.session.execute(
-            text(
-                "UPDATE api_keys SET last_used_at = now() WHERE id = :id AND "
-                "(last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')"
-            ),
-            {"id": key_id},
-        )
-    scopes = {Scope.READ} | ({Scope.READ_WRITE} if row.scope == Scope.READ_WRITE else set())
-    return Principal(tenant_id=tenant_id, api_key_id=key_id, scopes=frozenset(scopes))
+        if state.expires_at is not None and state.expires_at <= now:
+            raise Unauthenticated("the API key has expired")
+        self._touch(tenant_id, key_id, state.last_used_at, address)
+        return Principal(tenant_id=tenant_id, api_key_id=key_id, scopes=state.scopes,
+                         expires_at=expires_at, address=address)
 
+    def _touch(self, tenant_id: uuid.UUID, key_id: uuid.UUID, last_used: float | None,
+               address: str | None) -> None:
+        """Record use in the background, at most once a minute per key and process."""
+        now = time.monotonic()
+        if last_used is not None and time.time() - last_used < TOUCH_EVERY:
+            return
+        if now - self._touched.get(key_id, -TOUCH_EVERY) < TOUCH_EVERY:
+            return
+        self._touched[key_id] = now
+        if len(self._touched) > 10_000:
+            self._touched.clear()
+        task = asyncio.get_running_loop().create_task(self._record_use(tenant_id, key_id,
+                                                                        address))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-def looks_like_api_key(token: str) -> bool:
-    return token.startswith(API_KEY_PREFIX)
+    async def _record_use(self, tenant_id: uuid.UUID, key_id: uuid.UUID,
+                          address: str | None) -> None:
+        try:
+            async with self.db.unit_of_work(tenant_id) as uow:
+                await keys.touch(uow=uow, key_id=key_id, address=address)
+        except Exception as e:  # best effort: never fails a request
+            log.warning("could not record the use of API key %s (%s)", key_id, e)
 
-
-async def authenticate(
-    db: Database, settings: Settings, *, authorization: str | None, api_key: str | None
-) -> Principal | None:
-    """Credentials from headers (or a websocket payload) -> Principal; None when none given."""
-    if api_key:
-        return await principal_from_api_key(db, api_key.strip())
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("use 'Authorization: Bearer <token or API key>'")
-    token = token.strip()
-    if looks_like_api_key(token):
-        return await principal_from_api_key(db, token)
-    return principal_from_jwt(settings, token)
+    async def drain(self) -> None:
+        """Wait for background writes (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

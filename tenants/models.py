@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ForeignKeyConstraint, String, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.db import Base
@@ -61,6 +61,9 @@ class User(Base):
     team_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     password_hash: Mapped[str | None]
     is_active: Mapped[bool] = mapped_column(default=True)
+    auth_epoch: Mapped[int] = mapped_column(default=1)
+    deactivated_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -73,8 +76,31 @@ class ApiKey(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str]
     secret_hash: Mapped[str]
-    scope: Mapped[str]
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String))
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_by_api_key: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    last_used_address: Mapped[str | None]
+    rotated_at: Mapped[datetime | None]
+    previous_secret_hash: Mapped[str | None]
+    previous_expires_at: Mapped[datetime | None]
+
+
+class AuthSession(Base):
+    """A login: its refresh tokens rotate on every use; revoking it ends its access tokens."""
+
+    __tablename__ = "auth_sessions"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_pk()
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    last_refreshed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None]
+    address: Mapped[str | None]
+    user_agent: Mapped[str | None]

@@ -1,4 +1,7 @@
-"""Tenant provisioning, login, teams, users and API keys (keyword-only service functions)."""
+"""Tenant provisioning, login and teams (keyword-only service functions).
+
+Users are in tenants/users.py, API keys in tenants/keys.py, sessions in tenants/sessions.py.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +10,32 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from saas.db import Database, UnitOfWork
-from saas.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
-from tenants import audit
+from saas.errors import Conflict, LimitExceeded, NotFound, Unauthenticated, ValidationFailed
+from saas.settings import Settings
+from tenants import audit, passwords, sessions
 from tenants.audit import Action
-from tenants.credentials import hash_password, new_api_key, verify_password
-from tenants.models import ApiKey, Team, Tenant, User
-from tenants.principal import Principal, Role, Scope
+from tenants.models import Team, Tenant, User
+from tenants.principal import Principal, Role
 from tenants.provisioning import provision_defaults
+from tenants.scopes import Scope
+from tenants.throttle import LoginThrottle
+from tenants.users import get_user
+from tenants.validation import SLUG, validate_email
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+__all__ = ["get_user", "validate_email"]
+
+LOGIN_FAILED = "wrong tenant, email or password"
+
 
 @dataclass(frozen=True)
 class ProvisionedTenant:
     tenant: Tenant
     admin: User
     admin_password: str
-
-
-def validate_email(email: str) -> str:
-    email = email.strip()
-    if not EMAIL.match(email) or len(email) > 254:
-        raise ValidationFailed("not a valid email address", field="email")
-    return email
 
 
 async def provision_tenant(
@@ -46,20 +48,17 @@ async def provision_tenant(
     if not name.strip():
         raise ValidationFailed("name must not be empty", field="name")
     admin_email = validate_email(admin_email)
-    password = admin_password or secrets.token_urlsafe(12)
+    password = admin_password or secrets.token_urlsafe(15)
+    passwords.check_rules(password, email=admin_email, field="adminPassword")
+    password_hash = await passwords.hash_password(password)
     tenant = Tenant(id=uuid.uuid4(), slug=slug, name=name.strip())
     try:
         async with db.unit_of_work(tenant.id) as uow:
             uow.session.add(tenant)
             await uow.session.flush()
-            admin = User(
-                tenant_id=tenant.id,
-                id=uuid.uuid4(),
-                email=admin_email,
-                name=admin_email.split("@")[0],
-                role=Role.ADMIN.value,
-                password_hash=hash_password(password),
-            )
+            admin = User(tenant_id=tenant.id, id=uuid.uuid4(), email=admin_email,
+                         name=admin_email.split("@")[0], role=Role.ADMIN.value,
+                         password_hash=password_hash, auth_epoch=1)
             uow.session.add(admin)
             await uow.session.flush()
             await provision_defaults(uow=uow, tenant_id=tenant.id)
@@ -68,44 +67,64 @@ async def provision_tenant(
     return ProvisionedTenant(tenant=tenant, admin=admin, admin_password=password)
 
 
-async def login(*, db: Database, tenant_slug: str, email: str, password: str) -> Principal:
-    """Check a password; the same error for unknown tenant, unknown email and wrong password."""
+async def tenant_id_by_slug(db: Database, slug: str) -> uuid.UUID | None:
+    """The only way to find a tenant without being in it (a SECURITY DEFINER function)."""
     async with db.unit_of_work(None) as uow:
-        tenant_id = (
-            await uow.session.execute(select(Tenant.id).where(Tenant.slug == tenant_slug))
-        ).scalar_one_or_none()
+        found: uuid.UUID | None = (await uow.session.execute(
+            text("SELECT tenant_by_slug(:s)"), {"s": slug.strip().lower()})).scalar_one()
+    return found
+
+
+async def login(*, db: Database, settings: Settings, throttle: LoginThrottle, tenant_slug: str,
+                email: str, password: str, address: str | None,
+                user_agent: str | None) -> sessions.Tokens:
+    """Check a password and start a session. Unknown tenant, unknown email, wrong password
+    and a deactivated user get the same answer after the same work (a dummy hash is
+    verified when there is no account); attempts are throttled per account and address."""
+    try:
+        await throttle.attempt(tenant=tenant_slug, email=email, address=address)
+    except LimitExceeded:
+        tenant_id = await tenant_id_by_slug(db, tenant_slug)
+        if tenant_id is not None:
+            async with db.unit_of_work(tenant_id) as uow:
+                await audit.record(uow, None, Action.LOGIN_THROTTLED, address=address,
+                                   details={"email": email.strip().lower()})
+        raise
+    tenant_id = await tenant_id_by_slug(db, tenant_slug)
     user = None
     if tenant_id is not None:
         async with db.unit_of_work(tenant_id) as uow:
-            user = (
-                await uow.session.execute(
-                    select(User).where(text("lower(email) = lower(:email)")),
-                    {"email": email.strip()},
-                )
-            ).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        if tenant_id is not None:
-            async with db.unit_of_work(tenant_id) as uow:
-                await audit.record(uow, None, Action.LOGIN_FAILED,
-                                   target=("User", user.id) if user else None,
-                                   details={"email": email.strip().lower()})
-        raise Unauthenticated("wrong tenant, email or password")
-    if not user.is_active:
-        raise Unauthenticated("this user is deactivated")
-    principal = principal_for_user(user)
-    async with db.unit_of_work(user.tenant_id) as uow:
-        await audit.record(uow, principal, Action.LOGIN_SUCCEEDED, target=("User", user.id))
-    return principal
+            user = (await uow.session.execute(
+                select(User).where(text("lower(email) = lower(:email)")),
+                {"email": email.strip()})).scalar_one_or_none()
+    matches = await passwords.verify_password(user.password_hash if user else None, password)
+    if tenant_id is None:
+        raise Unauthenticated(LOGIN_FAILED)
+    async with db.unit_of_work(tenant_id) as uow:
+        if user is None or not matches or not user.is_active:
+            await audit.record(uow, None, Action.LOGIN_FAILED, address=address,
+                               target=("User", user.id) if user else None,
+                               details={"email": email.strip().lower(),
+                                        "reason": "unknown account" if user is None
+                                        else "wrong password" if not matches
+                                        else "deactivated"})
+            failed = True
+        else:
+            failed = False
+            principal = principal_for_user(user, address=address)
+            tokens = await sessions.start(uow=uow, settings=settings, user=user,
+                                          address=address, user_agent=user_agent)
+            await audit.record(uow, principal, Action.LOGIN_SUCCEEDED, target=("User", user.id),
+                               details={"session_id": tokens.session_id})
+    if failed:
+        raise Unauthenticated(LOGIN_FAILED)
+    await throttle.succeeded(tenant=tenant_slug, email=email, address=address)
+    return tokens
 
 
-def principal_for_user(user: User) -> Principal:
-    return Principal(
-        tenant_id=user.tenant_id,
-        user_id=user.id,
-        role=Role(user.role),
-        team_id=user.team_id,
-        scopes=frozenset({Scope.READ, Scope.READ_WRITE}),
-    )
+def principal_for_user(user: User, *, address: str | None = None) -> Principal:
+    return Principal(tenant_id=user.tenant_id, user_id=user.id, role=Role(user.role),
+                     team_id=user.team_id, address=address)
 
 
 async def get_tenant(*, uow: UnitOfWork, tenant_id: uuid.UUID) -> Tenant:
@@ -115,17 +134,8 @@ async def get_tenant(*, uow: UnitOfWork, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
-async def get_user(*, uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    """A user of the current tenant (RLS hides the others, so they are 'not found')."""
-    assert uow.tenant_id is not None
-    user = await uow.session.get(User, (uow.tenant_id, user_id))
-    if user is None:
-        raise NotFound("user not found", field="userId")
-    return user
-
-
 async def create_team(*, uow: UnitOfWork, principal: Principal, name: str) -> Team:
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.USERS_ADMIN)
     if not name.strip() or len(name) > 200:
         raise ValidationFailed("team name must be 1-200 characters", field="name")
     team = Team(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=name.strip())
@@ -138,89 +148,3 @@ async def create_team(*, uow: UnitOfWork, principal: Principal, name: str) -> Te
     await audit.record(uow, principal, Action.TEAM_CREATED, target=("Team", team.id),
                        details={"name": team.name})
     return team
-
-
-async def create_user(
-    *,
-    uow: UnitOfWork,
-    principal: Principal,
-    email: str,
-    name: str,
-    role: Role,
-    team_id: uuid.UUID | None,
-    password: str | None,
-) -> tuple[User, str]:
-    """Add a user; returns it with its initial password (generated when not given)."""
-    principal.require_role(Role.ADMIN)
-    email = validate_email(email)
-    if not name.strip():
-        raise ValidationFailed("name must not be empty", field="name")
-    if team_id is not None and await uow.session.get(Team, (principal.tenant_id, team_id)) is None:
-        raise NotFound("team not found", field="teamId")
-    initial = password or secrets.token_urlsafe(12)
-    if len(initial) < 8:
-        raise ValidationFailed("password must be at least 8 characters", field="password")
-    user = User(
-        tenant_id=principal.tenant_id,
-        id=uuid.uuid4(),
-        email=email,
-        name=name.strip(),
-        role=role.value,
-        team_id=team_id,
-        password_hash=hash_password(initial),
-    )
-    uow.session.add(user)
-    try:
-        async with uow.session.begin_nested():
-            await uow.session.flush()
-    except IntegrityError as e:
-        raise Conflict(f"a user with email {email!r} already exists", field="email") from e
-    await audit.record(uow, principal, Action.USER_CREATED, target=("User", user.id),
-                       details={"role": user.role, "team_id": team_id})
-    return user, initial
-
-
-async def create_api_key(
-    *, uow: UnitOfWork, principal: Principal, name: str, scope: Scope
-) -> tuple[ApiKey, str]:
-    """Create a key; the returned secret is shown once and never stored."""
-    principal.require_role(Role.ADMIN)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("key name must be 1-200 characters", field="name")
-    fresh = new_api_key(principal.tenant_id)
-    key = ApiKey(
-        tenant_id=principal.tenant_id,
-        id=fresh.id,
-        name=name.strip(),
-        secret_hash=fresh.secret_hash,
-        scope=scope.value,
-        created_by=principal.user_id,
-    )
-    uow.session.add(key)
-    await uow.session.flush()
-    await audit.record(uow, principal, Action.KEY_CREATED, target=("ApiKey", key.id),
-                       details={"name": key.name, "scope": key.scope})
-    return key, fresh.secret
-
-
-async def revoke_api_key(*, uow: UnitOfWork, principal: Principal, key_id: uuid.UUID) -> ApiKey:
-    principal.require_role(Role.ADMIN)
-    key = await uow.session.get(ApiKey, (principal.tenant_id, key_id))
-    if key is None:
-        raise NotFound("API key not found", field="id")
-    if key.revoked_at is None:
-        await uow.session.execute(
-            update(ApiKey)
-            .where(ApiKey.tenant_id == principal.tenant_id, ApiKey.id == key_id)
-            .values(revoked_at=text("now()"))
-        )
-        await uow.session.refresh(key)
-        await audit.record(uow, principal, Action.KEY_REVOKED, target=("ApiKey", key.id),
-                           details={"name": key.name})
-    return key
-
-
-async def list_api_keys(*, uow: UnitOfWork, principal: Principal) -> list[ApiKey]:
-    principal.require_role(Role.ADMIN)
-    rows = await uow.session.execute(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))
-    return list(rows.scalars())

@@ -10,7 +10,7 @@ import httpx
 
 from saas.db import Database
 from saas.settings import Settings
-from tenants import service
+from tenants import keys, service, users
 from tenants.credentials import issue_jwt
 from tenants.principal import Principal, Role, Scope
 
@@ -58,7 +58,7 @@ class TenantHandle:
     async def add_user(self, role: Role, *, team_id: uuid.UUID | None = None,
                        name: str | None = None) -> Principal:
         async with self.factory.db.unit_of_work(self.id) as uow:
-            user, _ = await service.create_user(
+            user, _ = await users.create(
                 uow=uow, principal=self.admin, email=f"{uuid.uuid4().hex[:8]}@{self.slug}.test",
                 name=name or role.value, role=role, team_id=team_id, password="password-123",
             )
@@ -69,11 +69,13 @@ class TenantHandle:
             team = await service.create_team(uow=uow, principal=self.admin, name=name)
         return team.id
 
-    async def api_key(self, scope: Scope) -> str:
+    async def api_key(self, *scopes: Scope | str, expires_at: Any = None) -> str:
+        """A key holding `scopes` (scope names or aliases, tenants/scopes.py)."""
+        names = [str(s) for s in scopes] or ["read"]
         async with self.factory.db.unit_of_work(self.id) as uow:
-            _, secret = await service.create_api_key(
-                uow=uow, principal=self.admin, name=f"key-{scope.value}", scope=scope
-            )
+            _, secret = await keys.create(uow=uow, principal=self.admin,
+                                          name=f"key-{'-'.join(names)}"[:200],
+                                          scope_names=names, expires_at=expires_at)
         return secret
 
     def key_caller(self, secret: str) -> Caller:
@@ -105,7 +107,8 @@ class TenantFactory:
 
 TENANT_TABLES = ("teams", "users", "api_keys", "segments", "pipelines", "stages", "companies",
                  "contacts", "custom_field_defs", "deals", "stage_events", "activities",
-                 "tenant_counters")
+                 "tenant_counters", "audit_events", "auth_sessions", "refresh_tokens",
+                 "user_tokens")
 
 
 async def snapshot(owner_conn: Any, tenant_id: uuid.UUID) -> dict[str, tuple[int, str]]:

@@ -46,7 +46,7 @@ async def campaigns_fanout(ctx: dict[str, Any]) -> int:
     minute = _now(ctx).replace(second=0, microsecond=0).isoformat()
     async with db.unit_of_work(None) as uow:
         tenant_ids: list[uuid.UUID] = list((await uow.session.execute(
-            text("SELECT id FROM tenants ORDER BY id"))).scalars())
+            text("SELECT id FROM tenant_directory()"))).scalars())
     for tenant_id in tenant_ids:
         await ctx["redis"].enqueue_job("campaigns_tenant", tenant_id=str(tenant_id), at=minute,
                                        _job_id=f"campaigns:{tenant_id}:{minute}")

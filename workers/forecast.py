@@ -59,7 +59,7 @@ async def nightly_forecasts(ctx: dict[str, Any]) -> int:
     day = datetime.now(UTC).date().isoformat()
     async with db.unit_of_work(None) as uow:
         tenant_ids: list[uuid.UUID] = list((await uow.session.execute(
-            text("SELECT id FROM tenants ORDER BY id"))).scalars())
+            text("SELECT id FROM tenant_directory()"))).scalars())
     count = 0
     for tenant_id in tenant_ids:
         async with db.unit_of_work(tenant_id) as uow:

@@ -23,7 +23,7 @@ async def planfact_fanout(ctx: dict[str, Any]) -> int:
     db: Database = ctx["db"]
     async with db.unit_of_work(None) as uow:
         rows = list(await uow.session.execute(text(
-            "SELECT id, (now() AT TIME ZONE timezone)::date AS today FROM tenants ORDER BY id")))
+            "SELECT id, (now() AT TIME ZONE timezone)::date AS today FROM tenant_directory()")))
     for row in rows:
         week = planning.week_start(row.today) - timedelta(days=7)
         await ctx["redis"].enqueue_job(

@@ -22,7 +22,8 @@ from saas.deals.permissions import require_edit
 from saas.deals.service import get as get_deal
 from saas.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from saas.pipelines.models import Pipeline, Segment, Stage
-from tenants.principal import Principal, Role
+from tenants.principal import Principal
+from tenants.scopes import Scope
 
 TRIGGERS = ("deal_created", "deal_won", "deal_lost", "deal_stale", "no_activity")
 RECIPIENTS = ("contact", "owner")
@@ -68,7 +69,7 @@ class CampaignView:
 
 
 def _require_editor(principal: Principal) -> None:
-    principal.require_role(Role.ADMIN, Role.MANAGER)
+    principal.require(Scope.CAMPAIGNS_WRITE)
 
 
 async def _ids_exist(uow: UnitOfWork, model: Any, ids: list[uuid.UUID], what: str,

@@ -10,6 +10,7 @@ from saas.contacts.models import Company, Contact
 from saas.db import UnitOfWork
 from saas.errors import NotFound, ValidationFailed
 from tenants.principal import Principal
+from tenants.scopes import Scope
 from tenants.service import validate_email
 
 
@@ -23,7 +24,7 @@ def _name(name: str) -> str:
 async def create_company(
     *, uow: UnitOfWork, principal: Principal, name: str, domain: str | None
 ) -> Company:
-    principal.require_write()
+    principal.require(Scope.CONTACTS_WRITE)
     company = Company(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=_name(name),
                       domain=(domain or "").strip().lower() or None)
     uow.session.add(company)
@@ -35,7 +36,7 @@ async def create_contact(
     *, uow: UnitOfWork, principal: Principal, name: str, email: str | None, phone: str | None,
     company_id: uuid.UUID | None,
 ) -> Contact:
-    principal.require_write()
+    principal.require(Scope.CONTACTS_WRITE)
     if company_id is not None and await uow.session.get(
             Company, (principal.tenant_id, company_id)) is None:
         raise NotFound("company not found", field="companyId")

@@ -14,6 +14,7 @@ from saas.deals.permissions import require_edit
 from saas.deals.service import get
 from saas.errors import NotFound, ValidationFailed
 from tenants.principal import Principal
+from tenants.scopes import Scope
 
 KINDS = ("call", "meeting", "email", "task")
 
@@ -22,6 +23,7 @@ async def create(
     *, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID, kind: str, subject: str,
     note: str | None, due_at: datetime | None, done_at: datetime | None,
 ) -> Activity:
+    principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id)
     await require_edit(uow, principal, deal)
     if kind not in KINDS:
@@ -44,6 +46,7 @@ async def create(
 async def complete(
     *, uow: UnitOfWork, principal: Principal, activity_id: uuid.UUID
 ) -> Activity:
+    principal.require(Scope.DEALS_WRITE)
     activity = await uow.session.get(Activity, (principal.tenant_id, activity_id))
     if activity is None:
         raise NotFound("activity not found", field="activityId")

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from saas.db import UnitOfWork
 from saas.deals.models import CustomFieldDef
 from saas.errors import Conflict, ValidationFailed
-from tenants.principal import Principal, Role
+from tenants.principal import Principal
+from tenants.scopes import Scope
 
 TYPES = ("text", "number", "boolean", "date", "choice")
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -24,7 +25,7 @@ async def define(
     *, uow: UnitOfWork, principal: Principal, key: str, label: str, type: str,
     choices: list[str] | None, required: bool,
 ) -> CustomFieldDef:
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     if not KEY.match(key):
         raise ValidationFailed("key must be snake_case, starting with a letter", field="key")
     if type not in TYPES:

@@ -16,6 +16,7 @@ from saas.errors import InvalidStage, ValidationFailed
 from saas.pipelines import service as pipelines
 from saas.pipelines.models import Stage
 from tenants.principal import Principal
+from tenants.scopes import Scope
 
 MAX_REASON = 500
 
@@ -55,6 +56,7 @@ async def move(
     expected_version: int, lost_reason: str | None = None,
 ) -> tuple[Deal, StageEvent]:
     """Move a deal within its pipeline, checking its version; appends the stage event."""
+    principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)
@@ -102,6 +104,7 @@ async def transfer(
 ) -> tuple[Deal, StageEvent]:
     """Move a deal to another segment's pipeline. The target stage is `to_stage_id`, else the
     mapping of its current stage, else a stage of the same name; otherwise we ask for one."""
+    principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)

@@ -1,9 +1,9 @@
-"""Who may edit which deal.
+"""Who may edit which deal (on top of the `deals:write` scope, tenants/scopes.py).
 
-- admin, and API keys with the read_write scope: every deal of the tenant;
+- admin users, and API keys with `deals:write`: every deal of the tenant;
 - manager: deals owned by themselves or by members of their team, and unowned deals;
 - rep: only deals they own (they may create deals, owned by themselves).
-Everyone in the tenant (and read keys) can read every deal.
+Everyone in the tenant with `deals:read` (every role, read keys) reads every deal.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from saas.db import UnitOfWork
 from saas.deals.models import Deal
 from saas.errors import Forbidden
 from tenants.principal import Principal, Role
+from tenants.scopes import Scope
 
 
 async def _team_of(uow: UnitOfWork, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -24,7 +25,7 @@ async def _team_of(uow: UnitOfWork, user_id: uuid.UUID) -> uuid.UUID | None:
 
 
 async def require_edit(uow: UnitOfWork, principal: Principal, deal: Deal) -> None:
-    principal.require_write()
+    principal.require(Scope.DEALS_WRITE)
     if principal.is_api_key or principal.role == Role.ADMIN:
         return
     if deal.owner_id == principal.user_id:

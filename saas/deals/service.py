@@ -20,6 +20,7 @@ from saas.money import check_amount, check_currency
 from saas.pipelines import service as pipelines
 from tenants.models import Tenant, User
 from tenants.principal import Principal
+from tenants.scopes import Scope
 
 TEMPERATURES = ("hot", "warm", "cold")
 MAX_LABELS = 20
@@ -120,7 +121,7 @@ async def create(
     stage_id: uuid.UUID | None, fields: DealFields,
 ) -> Deal:
     """A new deal in an open stage of the pipeline (default: the first), with its event."""
-    principal.require_write()
+    principal.require(Scope.DEALS_WRITE)
     pipeline = await pipelines.get_pipeline(uow=uow, pipeline_id=pipeline_id)
     stages = await pipelines.list_stages(uow=uow, pipeline_id=pipeline.id)
     if stage_id is None:
@@ -160,6 +161,7 @@ async def update(
     fields: DealFields,
 ) -> Deal:
     """Change fields (not the stage) under optimistic concurrency; emits an `updated` event."""
+    principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)

@@ -19,6 +19,7 @@ from saas.forecasting.model import DEFAULT_PERIOD
 from saas.forecasting.planning import backtest
 from saas.pipelines import service as pipelines
 from tenants.principal import Principal
+from tenants.scopes import Scope
 
 MAX_HORIZON = 24
 JOB = "run_forecast"
@@ -66,7 +67,7 @@ async def request(
 ) -> ForecastRecord:
     """Create a queued forecast and enqueue its job after commit; an identical request that
     is still pending returns the pending one instead (one job, one result)."""
-    principal.require_write()
+    principal.require(Scope.FORECASTS_WRITE)
     if not 1 <= horizon_months <= MAX_HORIZON:
         raise ValidationFailed(f"horizonMonths must be 1-{MAX_HORIZON}", field="horizonMonths")
     await pipelines.get_pipeline(uow=uow, pipeline_id=pipeline_id)

@@ -81,6 +81,9 @@ class Hub:
     reconnects: int = 0
     renderings: RenderCache = field(init=False)
     _groups: dict[uuid.UUID, dict[GroupKey, Group]] = field(default_factory=dict)
+    # Receivers of control messages ({"control": ...}: auth changes, tenants/authcache.py)
+    # on this same channel; a reconnect sends them {"control": "reset"}.
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.renderings = RenderCache(self.render_cache_size)
@@ -265,6 +268,10 @@ class Hub:
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Fan one message out to this process's subscribers of its tenant (and pipeline)."""
+        if "control" in message:
+            for listener in self.listeners:
+                listener(message)
+            return
         try:
             tenant = uuid.UUID(str(message["tenant"]))
             seq = int(message["seq"])
@@ -289,6 +296,8 @@ class Hub:
             LIVE_WAKEUPS.inc(woken)
 
     def catch_up_all(self) -> None:
+        for listener in self.listeners:
+            listener({"control": "reset"})
         for subs in self._subs.values():
             for sub in tuple(subs):
                 sub.notify(CATCH_UP)

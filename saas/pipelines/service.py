@@ -13,7 +13,8 @@ from saas.db import UnitOfWork
 from saas.errors import Conflict, InvalidStage, NotFound, ValidationFailed
 from saas.pipelines.models import Pipeline, Segment, Stage
 from saas.pipelines.templates import DEFAULT_STAGES, StageSpec
-from tenants.principal import Principal, Role
+from tenants.principal import Principal
+from tenants.scopes import Scope
 
 KINDS = ("open", "won", "lost")
 MAX_STAGES = 30
@@ -34,7 +35,7 @@ async def create_segment(
     *, uow: UnitOfWork, principal: Principal, name: str, stages: Sequence[StageSpec] | None
 ) -> tuple[Segment, Pipeline]:
     """A segment with its own pipeline; `stages` None means the default template."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     specs = list(DEFAULT_STAGES if stages is None else stages)
     name = name.strip()
     if not name or len(name) > 200:
@@ -99,7 +100,7 @@ async def add_stage(
     position: int | None,
 ) -> Stage:
     """Insert a stage at `position` (default: before the won/lost stages)."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     _check_spec(spec, "input")
     await get_pipeline(uow=uow, pipeline_id=pipeline_id)
     stages = await list_stages(uow=uow, pipeline_id=pipeline_id)
@@ -129,7 +130,7 @@ async def update_stage(
     probability: Decimal | None, rotting_days: int | None, clear_rotting: bool = False,
 ) -> Stage:
     """Rename a stage or change its probability / rotting threshold."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     stage = await get_stage(uow=uow, stage_id=stage_id)
     spec = StageSpec(
         name=name if name is not None else stage.name,
@@ -153,7 +154,7 @@ async def reorder_stages(
     stage_ids: Sequence[uuid.UUID],
 ) -> list[Stage]:
     """Set the order of a pipeline's active stages; the list must name each exactly once."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     await get_pipeline(uow=uow, pipeline_id=pipeline_id)
     stages = await list_stages(uow=uow, pipeline_id=pipeline_id)
     by_id = {s.id: s for s in stages}
@@ -178,7 +179,7 @@ async def _deal_count(uow: UnitOfWork, stage_id: uuid.UUID) -> int:
 
 async def archive_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid.UUID) -> Stage:
     """Hide a stage from boards and moves; its deals must be moved out first."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     stage = await get_stage(uow=uow, stage_id=stage_id)
     if stage.archived_at is not None:
         return stage
@@ -198,7 +199,7 @@ async def archive_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid
 
 async def delete_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid.UUID) -> None:
     """Delete a stage that never held a deal; otherwise only archiving keeps history intact."""
-    principal.require_role(Role.ADMIN)
+    principal.require(Scope.PIPELINES_WRITE)
     stage = await get_stage(uow=uow, stage_id=stage_id)
     if (count := await _deal_count(uow, stage_id)) > 0:
         raise Conflict(f"the stage holds {count} deal(s): archive it or move them first",

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from saas.db import UnitOfWork
 from saas.errors import Forbidden, LimitExceeded, NotFound, ValidationFailed
 from tenants.principal import Principal, Role
+from tenants.scopes import Scope
 
 METRICS = ("won_amount", "won_count", "new_deals", "activities_done")
 KINDS = ("week", "month")
@@ -127,7 +128,7 @@ async def set_target(*, uow: UnitOfWork, principal: Principal, kind: str, start:
                      team_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Create or replace the target of a user or a team (managers: their team and its
     members; admins and read-write keys: anyone; reps: never)."""
-    principal.require_role(Role.ADMIN, Role.MANAGER)
+    principal.require(Scope.TARGETS_WRITE)
     validate_period(kind, start)
     if metric not in METRICS:
         raise ValidationFailed(f"metric is one of {', '.join(METRICS)}", field="metric")

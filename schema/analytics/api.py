@@ -16,6 +16,7 @@ from schema.context import Info
 from schema.errors import UserError
 from schema.mutations import payload
 from schema.nodes import decode_id, gid
+from tenants.scopes import Scope
 
 
 def _money(values: dict[str, Decimal]) -> list[MoneyAmount]:
@@ -305,7 +306,7 @@ class AnalyticsQuery:
     async def pipeline_analytics(self, info: Info, pipeline_id: strawberry.ID,
                                  period: PeriodInput, team_id: strawberry.ID | None = None,
                                  owner_id: strawberry.ID | None = None) -> PipelineAnalytics:
-        info.context.require_principal()
+        info.context.require(Scope.ANALYTICS_READ)
         analytics._check_period(period.start, period.end)
         scope = analytics.Scope(decode_id(pipeline_id, "Pipeline", field="pipelineId"),
                                 _opt(team_id, "Team", "teamId"),
@@ -319,7 +320,7 @@ class AnalyticsQuery:
     async def stale_deals(self, info: Info, pipeline_id: strawberry.ID | None = None,
                           team_id: strawberry.ID | None = None,
                           owner_id: strawberry.ID | None = None) -> list[StaleDealsOfOwner]:
-        info.context.require_principal()
+        info.context.require(Scope.ANALYTICS_READ)
         async with info.context.uow() as uow:
             rows = await analytics.stale_deals(
                 uow=uow, pipeline_id=_opt(pipeline_id, "Pipeline", "pipelineId"),
@@ -340,7 +341,7 @@ class AnalyticsQuery:
     async def plan_fact(self, info: Info, period: PlanPeriodInput,
                         team_id: strawberry.ID | None = None,
                         user_id: strawberry.ID | None = None) -> PlanFact:
-        principal = info.context.require_principal()
+        principal = info.context.require(Scope.ANALYTICS_READ)
         async with info.context.uow() as uow:
             pf = await planning.plan_fact(
                 uow=uow, principal=principal, kind=period.kind.value, start=period.start,
@@ -359,7 +360,7 @@ class AnalyticsQuery:
                                 team_id: strawberry.ID | None = None,
                                 metric: TargetMetric | None = None,
                                 limit: int = 52) -> list[PlanFactSnapshot]:
-        principal = info.context.require_principal()
+        principal = info.context.require(Scope.ANALYTICS_READ)
         async with info.context.uow() as uow:
             rows = await planning.history(
                 uow=uow, principal=principal, kind=kind.value,
@@ -381,6 +382,7 @@ class AnalyticsMutation:
         principal = info.context.require_principal()
 
         async def act() -> TargetPayload:
+            principal.require(Scope.TARGETS_WRITE)
             async with info.context.uow() as uow:
                 t: dict[str, Any] = await planning.set_target(
                     uow=uow, principal=principal, kind=input.period.kind.value,

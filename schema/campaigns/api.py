@@ -27,12 +27,14 @@ from schema.campaigns.types import (
 from schema.context import Info
 from schema.mutations import payload
 from schema.nodes import decode_id
+from tenants.scopes import Scope
 
 
 @strawberry.type
 class CampaignsQuery:
     @strawberry.field(description="The tenant's campaigns, by name.")
     async def campaigns(self, info: Info, first: int = 100) -> list[Campaign]:
+        info.context.require(Scope.CAMPAIGNS_READ)
         if not 0 < first <= campaigns.MAX_LIST:
             raise LimitExceeded(f"first must be 1-{campaigns.MAX_LIST}", field="first")
         async with info.context.uow() as uow:
@@ -41,6 +43,7 @@ class CampaignsQuery:
 
     @strawberry.field(description="One campaign (null when unknown or another tenant's).")
     async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+        info.context.require(Scope.CAMPAIGNS_READ)
         try:
             cid = decode_id(id, "Campaign", field="id")
         except NotFound:
@@ -54,6 +57,7 @@ class CampaignsQuery:
         campaign_id: strawberry.ID | None = None, status: EnrollmentStatus | None = None,
         first: int = 100,
     ) -> list[CampaignEnrollment]:
+        info.context.require(Scope.CAMPAIGNS_READ)
         did = decode_id(deal_id, "Deal", field="dealId") if deal_id else None
         cid = decode_id(campaign_id, "Campaign", field="campaignId") if campaign_id else None
         return await _enrollments(info, deal_id=did, campaign_id=cid, status=status, first=first)
@@ -66,6 +70,7 @@ class CampaignsMutation:
         principal = info.context.require_principal()
 
         async def act() -> CampaignPayload:
+            principal.require(Scope.CAMPAIGNS_WRITE)
             spec = _spec(input)
             async with info.context.uow() as uow:
                 view = await campaigns.create(uow=uow, principal=principal, spec=spec)
@@ -78,6 +83,7 @@ class CampaignsMutation:
         principal = info.context.require_principal()
 
         async def act() -> CampaignPayload:
+            principal.require(Scope.CAMPAIGNS_WRITE)
             cid = decode_id(input.campaign_id, "Campaign", field="campaignId")
             spec = _spec(input)
             async with info.context.uow() as uow:
@@ -101,6 +107,7 @@ class CampaignsMutation:
         principal = info.context.require_principal()
 
         async def act() -> MarkRepliedPayload:
+            principal.require(Scope.DEALS_WRITE)  # the deal's row rules apply (service)
             did = decode_id(input.deal_id, "Deal", field="dealId")
             cid = (decode_id(input.campaign_id, "Campaign", field="campaignId")
                    if input.campaign_id else None)
@@ -120,6 +127,7 @@ async def _set_status(info: Info, input: CampaignIdInput, status: str) -> Campai
     principal = info.context.require_principal()
 
     async def act() -> CampaignPayload:
+        principal.require(Scope.CAMPAIGNS_WRITE)
         cid = decode_id(input.campaign_id, "Campaign", field="campaignId")
         async with info.context.uow() as uow:
             view = await campaigns.set_status(uow=uow, principal=principal, campaign_id=cid,

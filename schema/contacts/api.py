@@ -16,6 +16,7 @@ from schema.errors import UserError
 from schema.loaders import by_id
 from schema.mutations import payload
 from schema.nodes import decode_id
+from tenants.scopes import Scope
 
 MAX_LIST = 500
 
@@ -97,6 +98,7 @@ class CreateContactInput:
 class ContactsQuery:
     @strawberry.field
     async def companies(self, info: Info, first: int = 100) -> list[Company]:
+        info.context.require(Scope.CONTACTS_READ)
         if not 0 < first <= MAX_LIST:
             raise LimitExceeded(f"first must be 1-{MAX_LIST}", field="first")
         async with info.context.uow() as uow:
@@ -105,6 +107,7 @@ class ContactsQuery:
 
     @strawberry.field
     async def contacts(self, info: Info, first: int = 100) -> list[Contact]:
+        info.context.require(Scope.CONTACTS_READ)
         if not 0 < first <= MAX_LIST:
             raise LimitExceeded(f"first must be 1-{MAX_LIST}", field="first")
         async with info.context.uow() as uow:
@@ -119,6 +122,7 @@ class ContactsMutation:
         principal = info.context.require_principal()
 
         async def act() -> CompanyPayload:
+            principal.require(Scope.CONTACTS_WRITE)
             async with info.context.uow() as uow:
                 company = await contacts.create_company(uow=uow, principal=principal,
                                                         name=input.name, domain=input.domain)
@@ -131,6 +135,7 @@ class ContactsMutation:
         principal = info.context.require_principal()
 
         async def act() -> ContactPayload:
+            principal.require(Scope.CONTACTS_WRITE)
             company_id = (decode_id(input.company_id, "Company", field="companyId")
                           if input.company_id else None)
             async with info.context.uow() as uow:

@@ -43,6 +43,7 @@ from schema.nodes import decode_id, gid
 from schema.pipelines.types import Stage
 from schema.tenants.types import User
 from tenants.principal import Role
+from tenants.scopes import Scope
 
 
 def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object], Any]) -> Deal:
@@ -86,6 +87,7 @@ class DealsQuery:
     @strawberry.field(description="A pipeline as columns of cards, in one SQL round trip.")
     async def board(self, info: Info, pipeline_id: strawberry.ID,
                     deals_per_stage: int = 25) -> Board:
+        info.context.require(Scope.DEALS_READ)
         pid = decode_id(pipeline_id, "Pipeline", field="pipelineId")
         async with info.context.uow() as uow:
             loaded = await board.load(uow=uow, pipeline_id=pid, per_stage=deals_per_stage)
@@ -102,6 +104,7 @@ class DealsQuery:
     async def deals(self, info: Info, first: int = 50, after: str | None = None,
                     filter: DealFilterInput | None = None,
                     order_by: DealOrder = DealOrder.UPDATED_AT_DESC) -> DealConnection:
+        info.context.require(Scope.DEALS_READ)
         f = filter.to_filter() if filter else search.DealFilter()
         context = info.context
         async with context.uow() as uow:
@@ -126,6 +129,7 @@ class DealsQuery:
     async def stage_events(self, info: Info, after: str | None = None, first: int = 100,
                            pipeline_id: strawberry.ID | None = None,
                            kinds: list[StageEventKind] | None = None) -> StageEventPage:
+        info.context.require(Scope.DEALS_READ)
         if not 0 < first <= events.MAX_PAGE:
             raise LimitExceeded(f"first must be 1-{events.MAX_PAGE}", field="first")
         pid = decode_id(pipeline_id, "Pipeline", field="pipelineId") if pipeline_id else None
@@ -140,6 +144,7 @@ class DealsQuery:
 
     @strawberry.field
     async def custom_fields(self, info: Info) -> list[CustomFieldDefinition]:
+        info.context.require(Scope.DEALS_READ)
         async with info.context.uow() as uow:
             defs = await custom_fields.definitions(uow)
         return [CustomFieldDefinition(key=d.key, label=d.label, type=d.type, choices=d.choices,
@@ -153,6 +158,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> DealPayload:
+            principal.require(Scope.DEALS_WRITE)
             pipeline_id = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
             stage_id = decode_id(input.stage_id, "Stage", field="stageId") \
                 if input.stage_id else None
@@ -169,6 +175,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> DealPayload:
+            principal.require(Scope.DEALS_WRITE)
             deal_id = decode_id(input.deal_id, "Deal", field="dealId")
             async with info.context.uow() as uow:
                 deal = await deals.update(uow=uow, principal=principal, deal_id=deal_id,
@@ -184,6 +191,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> MoveDealPayload:
+            principal.require(Scope.DEALS_WRITE)
             deal_id = decode_id(input.deal_id, "Deal", field="dealId")
             stage_id = decode_id(input.to_stage_id, "Stage", field="toStageId")
             async with info.context.uow() as uow:
@@ -200,6 +208,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> MoveDealPayload:
+            principal.require(Scope.DEALS_WRITE)
             deal_id = decode_id(input.deal_id, "Deal", field="dealId")
             pipeline_id = decode_id(input.to_pipeline_id, "Pipeline", field="toPipelineId")
             to_stage = decode_id(input.to_stage_id, "Stage", field="toStageId") \
@@ -221,6 +230,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> ActivityPayload:
+            principal.require(Scope.DEALS_WRITE)
             deal_id = decode_id(input.deal_id, "Deal", field="dealId")
             async with info.context.uow() as uow:
                 activity = await activities.create(
@@ -237,6 +247,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> ActivityPayload:
+            principal.require(Scope.DEALS_WRITE)
             activity_id = decode_id(input.activity_id, "Activity", field="activityId")
             async with info.context.uow() as uow:
                 activity = await activities.complete(uow=uow, principal=principal,
@@ -251,6 +262,7 @@ class DealsMutation:
         principal = info.context.require_principal()
 
         async def act() -> CustomFieldPayload:
+            principal.require(Scope.PIPELINES_WRITE)
             async with info.context.uow() as uow:
                 d = await custom_fields.define(uow=uow, principal=principal, key=input.key,
                                                label=input.label, type=input.type,

@@ -20,6 +20,7 @@ from schema.errors import UserError
 from schema.live.api import errors_mapped
 from schema.mutations import payload
 from schema.nodes import decode_id, gid
+from tenants.scopes import Scope
 
 
 @strawberry.enum
@@ -102,6 +103,7 @@ class ForecastingQuery:
     @strawberry.field(description="A pipeline's forecasts, newest first.")
     async def forecasts(self, info: Info, pipeline_id: strawberry.ID,
                         first: int = 20) -> list[Forecast]:
+        info.context.require(Scope.ANALYTICS_READ)
         pid = decode_id(pipeline_id, "Pipeline", field="pipelineId")
         async with info.context.uow() as uow:
             records = await service.list_for_pipeline(uow=uow, pipeline_id=pid, limit=first)
@@ -111,6 +113,7 @@ class ForecastingQuery:
                                   "before it, against what happened; one row per horizon.")
     async def forecast_accuracy(self, info: Info, pipeline_id: strawberry.ID, as_of: datetime,
                                 horizon: int = 3) -> list[ForecastAccuracy]:
+        info.context.require(Scope.ANALYTICS_READ)
         pid = decode_id(pipeline_id, "Pipeline", field="pipelineId")
         async with info.context.uow() as uow:
             r = await service.accuracy(uow=uow, pipeline_id=pid, as_of=as_of, horizon=horizon)
@@ -131,6 +134,7 @@ class ForecastingMutation:
         principal = info.context.require_principal()
 
         async def act() -> ForecastPayload:
+            principal.require(Scope.FORECASTS_WRITE)
             pid = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
             team = decode_id(input.team_id, "Team", field="teamId") if input.team_id else None
             owner = decode_id(input.owner_id, "User", field="ownerId") if input.owner_id else None
@@ -147,13 +151,15 @@ class ForecastingMutation:
 POLL_SECONDS = 0.5
 
 
-async def _updates(info: Info, forecast_id: uuid.UUID) -> AsyncGenerator[Forecast, None]:
+async def _updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Forecast, None]:
     """The forecast now, then each change of status until it is done or failed.
 
     Status lives in PostgreSQL (the worker writes it), so the subscription re-reads the row
     by primary key every half second under the caller's tenant: simple, survives worker and
     Redis restarts, and costs one indexed read per open subscription per tick.
     """
+    info.context.require(Scope.ANALYTICS_READ)
+    forecast_id = decode_id(id, "Forecast", field="id")
     last = None
     while True:
         async with info.context.uow() as uow:
@@ -172,6 +178,5 @@ class ForecastingSubscription:
                                          "done or failed.")
     async def forecast_updated(self, info: Info,
                                id: strawberry.ID) -> AsyncGenerator[Forecast, None]:
-        forecast_id = decode_id(id, "Forecast", field="id")
-        async for item in errors_mapped(_updates(info, forecast_id)):
+        async for item in errors_mapped(_updates(info, id)):
             yield item  # type: ignore[misc]

@@ -17,6 +17,7 @@ from schema.deals.types import StageEventKind
 from schema.live.transport import direct_writer
 from schema.live.types import BoardEvent, to_graphql
 from schema.nodes import decode_id
+from tenants.scopes import Scope
 
 log = logging.getLogger("schema.live")
 
@@ -62,7 +63,7 @@ def _hub(info: Info) -> Hub:
 
 async def _board(info: Info, pipeline_id: strawberry.ID,
                  after: str | None) -> AsyncIterator[object]:
-    principal = info.context.require_principal()
+    principal = info.context.require(Scope.DEALS_READ)
     pid = _pipeline(pipeline_id)
     cursor = _cursor(after)
     async for item in live.stream(_hub(info), principal, pid, cursor, direct=direct_writer()):
@@ -71,7 +72,7 @@ async def _board(info: Info, pipeline_id: strawberry.ID,
 
 async def _deal_events(info: Info, after: str | None, pipeline_id: strawberry.ID | None,
                        kinds: list[StageEventKind] | None) -> AsyncIterator[object]:
-    principal = info.context.require_principal()
+    principal = info.context.require(Scope.DEALS_READ)
     pid = _pipeline(pipeline_id) if pipeline_id else None
     cursor = _cursor(after)
     kind_values = [k.value for k in kinds] if kinds else None

@@ -424,6 +424,21 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._direct_ws = ws if isinstance(ws, WebSocket) and _fanout_allowed(
             self.schema) else None
 
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:  # the socket is done: it no longer follows revocation (schema.live.revocation)
+            connections = getattr(self.context.services, "connections", None)
+            if connections is not None:
+                connections.forget(self.context)
+
+    async def handle_message(self, message: Message) -> None:
+        connections = getattr(self.context.services, "connections", None)
+        if cast("dict[str, Any]", message).get("type") == "refresh" and connections is not None:
+            await connections.refresh(self, message)  # a new access token on an open socket
+            return
+        await super().handle_message(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         ws = self._direct_ws
         if ws is None:

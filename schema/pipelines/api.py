@@ -22,6 +22,7 @@ from schema.pipelines.types import (
     StagePayload,
     StagesPayload,
 )
+from tenants.scopes import Scope
 
 
 @strawberry.input
@@ -73,6 +74,7 @@ class StageRefInput:
 class PipelinesQuery:
     @strawberry.field(description="The tenant's segments, each with its pipeline.")
     async def segments(self, info: Info) -> list[Segment]:
+        info.context.require(Scope.DEALS_READ)
         async with info.context.uow() as uow:
             rows = await pipelines.list_segments(uow=uow)
         return [Segment(id=str(s.id), name=s.name, pipeline=Pipeline.from_model(p))
@@ -86,6 +88,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> SegmentPayload:
+            principal.require(Scope.PIPELINES_WRITE)
             specs = [s.spec() for s in input.stages] if input.stages is not None else None
             async with info.context.uow() as uow:
                 segment, pipeline = await pipelines.create_segment(
@@ -100,6 +103,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> StagePayload:
+            principal.require(Scope.PIPELINES_WRITE)
             pipeline_id = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
             async with info.context.uow() as uow:
                 stage = await pipelines.add_stage(uow=uow, principal=principal,
@@ -115,6 +119,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> StagePayload:
+            principal.require(Scope.PIPELINES_WRITE)
             stage_id = decode_id(input.stage_id, "Stage", field="stageId")
             async with info.context.uow() as uow:
                 stage = await pipelines.update_stage(
@@ -130,6 +135,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> StagesPayload:
+            principal.require(Scope.PIPELINES_WRITE)
             pipeline_id = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
             ids = [decode_id(i, "Stage", field="stageIds") for i in input.stage_ids]
             async with info.context.uow() as uow:
@@ -144,6 +150,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> StagePayload:
+            principal.require(Scope.PIPELINES_WRITE)
             stage_id = decode_id(input.stage_id, "Stage", field="stageId")
             async with info.context.uow() as uow:
                 stage = await pipelines.archive_stage(uow=uow, principal=principal,
@@ -157,6 +164,7 @@ class PipelinesMutation:
         principal = info.context.require_principal()
 
         async def act() -> DeleteStagePayload:
+            principal.require(Scope.PIPELINES_WRITE)
             stage_id = decode_id(input.stage_id, "Stage", field="stageId")
             async with info.context.uow() as uow:
                 await pipelines.delete_stage(uow=uow, principal=principal, stage_id=stage_id)

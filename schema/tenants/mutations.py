@@ -1,29 +1,21 @@
-"""Mutations of the tenants domain: thin — validate ids, call one service, map the result."""
+"""Mutations of sessions and passwords: login, refresh, logout, changePassword, password
+reset and accepting an invitation. Thin: call one service, map the result."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import strawberry
 
-from saas.errors import Unauthenticated
+from saas.errors import DomainError
 from schema.context import Info
 from schema.errors import user_error
 from schema.mutations import payload
-from schema.nodes import decode_id
-from schema.tenants.types import (
-    ApiKey,
-    ApiKeyPayload,
-    ApiKeyScope,
-    LoginPayload,
-    Role,
-    Team,
-    TeamPayload,
-    User,
-    UserPayload,
-)
-from tenants import service
-from tenants.credentials import issue_jwt
-from tenants.principal import Role as DomainRole
-from tenants.principal import Scope as DomainScope
+from schema.tenants.types import AcceptedPayload, LoginPayload, LogoutPayload, User
+from tenants import recovery, sessions, users
+from tenants import service as tenancy
+from tenants.sessions import Tokens
 
 
 @strawberry.input
@@ -34,100 +26,151 @@ class LoginInput:
 
 
 @strawberry.input
-class CreateTeamInput:
-    name: str
+class RefreshInput:
+    refresh_token: str
 
 
 @strawberry.input
-class CreateUserInput:
+class LogoutInput:
+    refresh_token: str | None = strawberry.field(
+        default=None, description="End this token's session instead of the access token's.")
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
+@strawberry.input
+class RequestPasswordResetInput:
+    tenant: str
     email: str
-    name: str
-    role: Role  # type: ignore[valid-type]
-    team_id: strawberry.ID | None = None
-    password: str | None = None
 
 
 @strawberry.input
-class CreateApiKeyInput:
-    name: str
-    scope: ApiKeyScope  # type: ignore[valid-type]
+class ResetPasswordInput:
+    token: str = strawberry.field(description="From the e-mailed link.")
+    new_password: str
 
 
 @strawberry.input
-class RevokeApiKeyInput:
-    id: strawberry.ID
+class AcceptInvitationInput:
+    token: str = strawberry.field(description="From the e-mailed link.")
+    password: str
+
+
+def _tokens(t: Tokens) -> LoginPayload:
+    return LoginPayload(token=t.access_token, expires_in=t.expires_in,
+                        refresh_token=t.refresh_token, refresh_expires_in=t.refresh_expires_in,
+                        user=User.from_model(t.user))
+
+
+def _user_agent(info: Info) -> str | None:
+    request = info.context.request
+    return request.headers.get("user-agent") if request is not None else None
 
 
 @strawberry.type
-class TenantsMutation:
-    @strawberry.mutation(description="Exchange email + password for a JWT (no IdP needed).")
+class SessionsMutation:
+    @strawberry.mutation(description="Email + password -> an access token (15 min) and a "
+                                     "refresh token. Throttled per account and address; every "
+                                     "`login` field of a document is one attempt.")
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         ctx = info.context
         try:
-            principal = await service.login(
-                db=ctx.db, tenant_slug=input.tenant, email=input.email, password=input.password
-            )
-        except Unauthenticated as e:
+            tokens = await tenancy.login(
+                db=ctx.db, settings=ctx.settings, throttle=ctx.services.throttle,
+                tenant_slug=input.tenant, email=input.email, password=input.password,
+                address=ctx.address, user_agent=_user_agent(info))
+        except DomainError as e:
             return LoginPayload(errors=[user_error(e)])
-        async with ctx.db.unit_of_work(principal.tenant_id) as uow:
-            assert principal.user_id is not None
-            user = await service.get_user(uow=uow, user_id=principal.user_id)
-        return LoginPayload(
-            token=issue_jwt(ctx.settings, principal),
-            expires_in=ctx.settings.jwt_ttl_seconds,
-            user=User.from_model(user),
-        )
+        return _tokens(tokens)
 
-    @strawberry.mutation
-    async def create_team(self, info: Info, input: CreateTeamInput) -> TeamPayload:
+    @strawberry.mutation(description="A refresh token -> a new access token and a new refresh "
+                                     "token (the old one is used up; using it again revokes "
+                                     "the session).")
+    async def refresh(self, info: Info, input: RefreshInput) -> LoginPayload:
+        ctx = info.context
+        try:
+            tokens = await sessions.refresh(db=ctx.db, settings=ctx.settings,
+                                            refresh_token=input.refresh_token,
+                                            address=ctx.address)
+        except DomainError as e:
+            return LoginPayload(errors=[user_error(e)])
+        return _tokens(tokens)
+
+    @strawberry.mutation(description="End the session: its access and refresh tokens stop "
+                                     "working and its websockets close.")
+    async def logout(self, info: Info, input: LogoutInput | None = None) -> LogoutPayload:
         principal = info.context.require_principal()
 
-        async def act() -> TeamPayload:
+        async def act() -> LogoutPayload:
             async with info.context.uow() as uow:
-                team = await service.create_team(uow=uow, principal=principal, name=input.name)
-                return TeamPayload(team=Team.from_model(team))
+                ended = await sessions.logout(uow=uow, principal=principal,
+                                              refresh_token=input.refresh_token if input else None)
+            return LogoutPayload(logged_out=ended)
 
-        return await payload(TeamPayload, act)
+        return await payload(LogoutPayload, act)
 
-    @strawberry.mutation
-    async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
+    @strawberry.mutation(description="Your own password; your other sessions end.")
+    async def change_password(self, info: Info, input: ChangePasswordInput) -> AcceptedPayload:
         principal = info.context.require_principal()
 
-        async def act() -> UserPayload:
-            team_id = decode_id(input.team_id, "Team", field="teamId") if input.team_id else None
+        async def act() -> AcceptedPayload:
             async with info.context.uow() as uow:
-                user, initial = await service.create_user(
-                    uow=uow, principal=principal, email=input.email, name=input.name,
-                    role=DomainRole(input.role), team_id=team_id, password=input.password,
-                )
-                return UserPayload(
-                    user=User.from_model(user),
-                    initial_password=None if input.password else initial,
-                )
+                await users.change_password(uow=uow, principal=principal,
+                                            current=input.current_password,
+                                            new=input.new_password)
+            return AcceptedPayload(accepted=True)
 
-        return await payload(UserPayload, act)
+        return await payload(AcceptedPayload, act)
 
-    @strawberry.mutation(description="Create a partner API key; its secret is returned once.")
-    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> ApiKeyPayload:
-        principal = info.context.require_principal()
+    @strawberry.mutation(description="E-mail a single-use reset link; answers the same whether "
+                                     "or not the account exists.")
+    async def request_password_reset(self, info: Info,
+                                     input: RequestPasswordResetInput) -> AcceptedPayload:
+        ctx = info.context
+        try:
+            await recovery.request_reset(db=ctx.db, settings=ctx.settings,
+                                         throttle=ctx.services.throttle,
+                                         tenant_slug=input.tenant, email=input.email,
+                                         address=ctx.address)
+        except DomainError as e:
+            return AcceptedPayload(errors=[user_error(e)])
+        return AcceptedPayload(accepted=True)
 
-        async def act() -> ApiKeyPayload:
-            async with info.context.uow() as uow:
-                key, secret = await service.create_api_key(
-                    uow=uow, principal=principal, name=input.name, scope=DomainScope(input.scope)
-                )
-                return ApiKeyPayload(api_key=ApiKey.from_model(key), secret=secret)
+    @strawberry.mutation(description="Choose a new password with a reset link's token.")
+    async def reset_password(self, info: Info, input: ResetPasswordInput) -> AcceptedPayload:
+        ctx = info.context
 
-        return await payload(ApiKeyPayload, act)
+        async def act() -> AcceptedPayload:
+            await recovery.reset(db=ctx.db, token=input.token, new_password=input.new_password,
+                                 address=ctx.address)
+            return AcceptedPayload(accepted=True)
 
-    @strawberry.mutation
-    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> ApiKeyPayload:
-        principal = info.context.require_principal()
+        return await _anonymous(AcceptedPayload, act)
 
-        async def act() -> ApiKeyPayload:
-            key_id = decode_id(input.id, "ApiKey", field="id")
-            async with info.context.uow() as uow:
-                key = await service.revoke_api_key(uow=uow, principal=principal, key_id=key_id)
-                return ApiKeyPayload(api_key=ApiKey.from_model(key))
+    @strawberry.mutation(description="Choose your first password with an invitation's token; "
+                                     "returns a logged-in session.")
+    async def accept_invitation(self, info: Info, input: AcceptInvitationInput) -> LoginPayload:
+        ctx = info.context
 
-        return await payload(ApiKeyPayload, act)
+        async def act() -> LoginPayload:
+            return _tokens(await recovery.accept_invitation(
+                db=ctx.db, settings=ctx.settings, token=input.token, password=input.password,
+                address=ctx.address, user_agent=_user_agent(info)))
+
+        return await _anonymous(LoginPayload, act)
+
+
+P = TypeVar("P")
+
+
+async def _anonymous(cls: Callable[..., P], action: Callable[[], Awaitable[P]]) -> P:
+    """Like `payload`, but an Unauthenticated error is a payload error too (these mutations
+    need no credentials)."""
+    try:
+        return await action()
+    except DomainError as e:
+        return cls(errors=[user_error(e)])

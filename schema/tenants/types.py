@@ -1,4 +1,4 @@
-"""GraphQL types of tenants, users, teams and API keys."""
+"""GraphQL types of tenants, users, teams, API keys and sessions."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from strawberry import relay
 from schema.context import Info
 from schema.errors import UserError
 from schema.loaders import by_id
+from schema.nodes import gid
 from tenants import models
 from tenants.principal import Role as DomainRole
-from tenants.principal import Scope as DomainScope
 
 Role = strawberry.enum(DomainRole, name="Role")
-ApiKeyScope = strawberry.enum(DomainScope, name="ApiKeyScope")
-
-
 
 
 @strawberry.type
@@ -65,9 +62,7 @@ class User(relay.Node):
     @classmethod
     def from_model(cls, m: models.User) -> User:
         return cls(id=str(m.id), email=m.email, name=m.name, role=DomainRole(m.role),
-                   team_id=strawberry.ID(str(relay.GlobalID("Team", str(m.team_id))))
-                   if m.team_id else None,
-                   is_active=m.is_active)
+                   team_id=gid("Team", m.team_id), is_active=m.is_active)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -77,20 +72,32 @@ class User(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
 
-@strawberry.type
+@strawberry.type(description="A partner app's key. Its secret is shown once, on creation "
+                             "or rotation, and never stored.")
 class ApiKey(relay.Node):
     id: relay.NodeID[str]
     name: str
-    scope: ApiKeyScope  # type: ignore[valid-type]
+    scopes: list[str] = strawberry.field(description="Scope names (docs/access.md).")
     created_at: datetime
+    created_by_user_id: strawberry.ID | None
+    created_by_api_key_id: strawberry.ID | None
+    expires_at: datetime | None
     revoked_at: datetime | None
-    last_used_at: datetime | None
+    last_used_at: datetime | None = strawberry.field(
+        description="Updated at most once a minute.")
+    last_used_address: str | None
+    rotated_at: datetime | None
+    previous_secret_expires_at: datetime | None = strawberry.field(
+        description="After a rotation, the previous secret works until then.")
 
     @classmethod
     def from_model(cls, m: models.ApiKey) -> ApiKey:
-        return cls(id=str(m.id), name=m.name, scope=DomainScope(m.scope),
-                   created_at=m.created_at, revoked_at=m.revoked_at,
-                   last_used_at=m.last_used_at)
+        return cls(id=str(m.id), name=m.name, scopes=sorted(m.scopes),
+                   created_at=m.created_at, created_by_user_id=gid("User", m.created_by),
+                   created_by_api_key_id=gid("ApiKey", m.created_by_api_key),
+                   expires_at=m.expires_at, revoked_at=m.revoked_at,
+                   last_used_at=m.last_used_at, last_used_address=m.last_used_address,
+                   rotated_at=m.rotated_at, previous_secret_expires_at=m.previous_expires_at)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -105,14 +112,26 @@ class Me:
     user: User | None
     api_key_id: strawberry.ID | None
     tenant_id: strawberry.ID
-    scopes: list[ApiKeyScope]  # type: ignore[valid-type]
+    scopes: list[str] = strawberry.field(description="Every scope the caller holds now.")
+    expires_at: datetime | None = strawberry.field(
+        description="When the credential stops working (access token or key expiry).")
 
 
 @strawberry.type
 class LoginPayload:
-    token: str | None = None
-    expires_in: int | None = None
+    token: str | None = strawberry.field(default=None, description="The access token.")
+    expires_in: int | None = strawberry.field(default=None,
+                                              description="Seconds the access token lives.")
+    refresh_token: str | None = strawberry.field(
+        default=None, description="Single use: `refresh` returns a new one with a new token.")
+    refresh_expires_in: int | None = None
     user: User | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class LogoutPayload:
+    logged_out: bool = False
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -126,8 +145,28 @@ class TeamPayload:
 class UserPayload:
     user: User | None = None
     initial_password: str | None = strawberry.field(
-        default=None, description="Shown once when generated; ask the user to change it."
-    )
+        default=None, description="Shown once when generated; ask the user to change it.")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeactivateUserPayload:
+    user: User | None = None
+    sessions_ended: int = 0
+    deals_reassigned: int = 0
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class InvitationPayload:
+    user: User | None = None
+    expires_at: datetime | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AcceptedPayload:
+    accepted: bool = False
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -135,6 +174,5 @@ class UserPayload:
 class ApiKeyPayload:
     api_key: ApiKey | None = None
     secret: str | None = strawberry.field(
-        default=None, description="The key itself, shown only on creation."
-    )
+        default=None, description="The key itself, shown only on creation and rotation.")
     errors: list[UserError] = strawberry.field(default_factory=list)

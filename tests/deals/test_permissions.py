@@ -29,13 +29,14 @@ async def org(tenants: TenantFactory) -> dict[str, Any]:
     callers["admin"] = t.admin_caller
     callers["key_rw"] = t.key_caller(await t.api_key(Scope.READ_WRITE))
     callers["key_read"] = t.key_caller(await t.api_key(Scope.READ))
+    callers["key_pipelines"] = t.key_caller(await t.api_key("deals:read", "pipelines:write"))
     pipeline = await default_pipeline(t.admin_caller)
     return {"t": t, "callers": callers, "pipeline": pipeline, "stages": stage_ids(pipeline)}
 
 
 # Who may edit/move a deal owned by rep_a (a member of team A)?
 EDIT_REP_A_DEAL = {"admin": True, "key_rw": True, "manager_a": True, "rep_a": True,
-                   "rep_a2": False, "rep_b": False, "key_read": False}
+                   "rep_a2": False, "rep_b": False, "key_read": False, "key_pipelines": False}
 
 
 @pytest.mark.parametrize("actor", sorted(EDIT_REP_A_DEAL))
@@ -55,10 +56,10 @@ async def test_move_and_update_rep_a_deal(org: dict[str, Any], actor: str) -> No
         assert moved["errors"][0]["code"] == updated["errors"][0]["code"] == "FORBIDDEN"
 
 
-@pytest.mark.parametrize("actor,allowed", [("admin", True), ("key_rw", True),
-                                           ("manager_a", False), ("rep_a", False),
-                                           ("key_read", False)])
-async def test_only_admins_configure_segments(org: dict[str, Any], actor: str,
+@pytest.mark.parametrize("actor,allowed", [("admin", True), ("key_pipelines", True),
+                                           ("key_rw", False), ("manager_a", False),
+                                           ("rep_a", False), ("key_read", False)])
+async def test_only_admins_and_pipelines_write_keys_configure_segments(org: dict[str, Any], actor: str,
                                               allowed: bool) -> None:
     result = (await org["callers"][actor].ok(CREATE_SEGMENT, name=f"Seg {actor}",
                                              stages=None))["createSegment"]

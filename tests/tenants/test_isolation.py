@@ -166,7 +166,7 @@ async def test_tenant_a_cannot_reach_b_through_graphql(tenants: TenantFactory) -
     assert [u["email"] for u in data["users"]] == [a.admin_email]
     assert data["t"] is None and data["u"] is None
     assert bad_team["createUser"] == {"user": None,
-                                      "errors": [{"code": "NOT_FOUND", "field": "teamId"}]}
+                                      "errors": [{"code": "NOT_FOUND", "field": "input.teamId"}]}
 
 
 async def test_tenant_setting_never_leaks_across_pooled_connections(
