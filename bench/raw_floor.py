@@ -21,7 +21,7 @@ import asyncpg
 import orjson
 
 from saas.settings import Settings
-from tenants.credentials import principal_from_jwt
+from tenants.tokens import Verifier
 
 # The same cards as the board query (board_rows, migration 0009: LATERAL first N per stage) and
 # the same response as bench.board.QUERY, global ids included.
@@ -67,6 +67,7 @@ def decode_gid(value: str) -> uuid.UUID:
 class Floor:
     def __init__(self) -> None:
         self.settings = Settings()
+        self.verifier = Verifier(self.settings)
         self.pool: asyncpg.Pool | None = None
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -105,7 +106,7 @@ class Floor:
         if not authorization or not authorization.startswith("Bearer "):
             await _respond(send, 401, b'{"errors":[{"message":"authentication required"}]}')
             return
-        principal = principal_from_jwt(self.settings, authorization[7:].strip())
+        principal = await self.verifier.verify(authorization[7:].strip())
         variables = orjson.loads(body)["variables"]
         pipeline_id = decode_gid(variables["p"])
         assert self.pool is not None

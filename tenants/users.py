@@ -63,11 +63,11 @@ async def create(*, uow: UnitOfWork, principal: Principal, email: str, name: str
     """Add a user; with `password` None and action USER_CREATED a password is generated
     (returned once); invitations pass USER_INVITED and get no password at all."""
     principal.require(Scope.USERS_ADMIN)
-    _check_grant(principal, role)
     email = validate_email(email, field="input.email")
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("name must be 1-200 characters", field="input.name")
+    _check_grant(principal, role)
     if team_id is not None:
         await _team_exists(uow, team_id, "input.teamId")
     initial = None

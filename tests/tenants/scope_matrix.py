@@ -1,0 +1,74 @@
+"""What each root field of the API needs: the one table the scope matrix test reads.
+
+Every root Query/Mutation/Subscription field of the built schema must have a row here, or
+tests/tenants/test_scope_matrix.py fails: a new field gets its row in the same change (see
+/work/helpers/SCOPES.md and docs/access.md for the vocabulary).
+
+    a Scope   the caller must hold it (users: their role's scopes; keys: theirs)
+    ANY       any authenticated principal
+    USER      any authenticated user (not an API key)
+    NONE      no credentials needed (login and the e-mailed-link mutations)
+    NODE      the type's own read rule (schema.nodes.NODE_SCOPES), tested per type
+"""
+
+from __future__ import annotations
+
+from tenants.scopes import Scope
+
+ANY = "any"
+USER = "user"
+NONE = "none"
+NODE = "node"
+
+S = Scope
+EXPECTED: dict[str, Scope | str] = {
+    # tenants: who am I, sessions, passwords
+    "Query.me": ANY, "Query.tenant": ANY, "Query.node": NODE,
+    "Mutation.login": NONE, "Mutation.refresh": NONE, "Mutation.requestPasswordReset": NONE,
+    "Mutation.resetPassword": NONE, "Mutation.acceptInvitation": NONE,
+    "Mutation.logout": ANY, "Mutation.changePassword": USER,
+    # tenant administration
+    "Query.teams": S.DEALS_READ, "Query.users": S.DEALS_READ,
+    "Query.apiKeys": S.USERS_ADMIN, "Query.auditEvents": S.USERS_ADMIN,
+    "Mutation.createTeam": S.USERS_ADMIN, "Mutation.createUser": S.USERS_ADMIN,
+    "Mutation.inviteUser": S.USERS_ADMIN, "Mutation.updateUser": S.USERS_ADMIN,
+    "Mutation.deactivateUser": S.USERS_ADMIN, "Mutation.reactivateUser": S.USERS_ADMIN,
+    "Mutation.createApiKey": S.USERS_ADMIN, "Mutation.rotateApiKey": S.USERS_ADMIN,
+    "Mutation.revokeApiKey": S.USERS_ADMIN,
+    # pipelines
+    "Query.segments": S.DEALS_READ, "Query.customFields": S.DEALS_READ,
+    "Mutation.createSegment": S.PIPELINES_WRITE, "Mutation.addStage": S.PIPELINES_WRITE,
+    "Mutation.updateStage": S.PIPELINES_WRITE, "Mutation.reorderStages": S.PIPELINES_WRITE,
+    "Mutation.archiveStage": S.PIPELINES_WRITE, "Mutation.deleteStage": S.PIPELINES_WRITE,
+    "Mutation.defineCustomField": S.PIPELINES_WRITE,
+    # deals
+    "Query.board": S.DEALS_READ, "Query.deals": S.DEALS_READ, "Query.stageEvents": S.DEALS_READ,
+    "Mutation.createDeal": S.DEALS_WRITE, "Mutation.updateDeal": S.DEALS_WRITE,
+    "Mutation.moveDeal": S.DEALS_WRITE, "Mutation.transferDeal": S.DEALS_WRITE,
+    "Mutation.createActivity": S.DEALS_WRITE, "Mutation.completeActivity": S.DEALS_WRITE,
+    "Subscription.boardEvents": S.DEALS_READ, "Subscription.dealEvents": S.DEALS_READ,
+    # contacts
+    "Query.companies": S.CONTACTS_READ, "Query.contacts": S.CONTACTS_READ,
+    "Mutation.createCompany": S.CONTACTS_WRITE, "Mutation.createContact": S.CONTACTS_WRITE,
+    # analytics, planning, forecasts
+    "Query.pipelineAnalytics": S.ANALYTICS_READ, "Query.staleDeals": S.ANALYTICS_READ,
+    "Query.planFact": S.ANALYTICS_READ, "Query.planFactHistory": S.ANALYTICS_READ,
+    "Query.forecasts": S.ANALYTICS_READ, "Query.forecastAccuracy": S.ANALYTICS_READ,
+    "Subscription.forecastUpdated": S.ANALYTICS_READ,
+    "Mutation.setTarget": S.TARGETS_WRITE, "Mutation.requestForecast": S.FORECASTS_WRITE,
+    # campaigns
+    "Query.campaigns": S.CAMPAIGNS_READ, "Query.campaign": S.CAMPAIGNS_READ,
+    "Query.campaignEnrollments": S.CAMPAIGNS_READ,
+    "Mutation.createCampaign": S.CAMPAIGNS_WRITE, "Mutation.updateCampaign": S.CAMPAIGNS_WRITE,
+    "Mutation.pauseCampaign": S.CAMPAIGNS_WRITE, "Mutation.resumeCampaign": S.CAMPAIGNS_WRITE,
+    "Mutation.markReplied": S.DEALS_WRITE,  # about the deal: its row rules apply
+}
+
+# Each Node type's own query: node(id) must need the same scope (test_node_rules.py).
+OWN_QUERY: dict[str, str] = {
+    "Deal": "Query.deals", "Activity": "Query.deals", "Stage": "Query.segments",
+    "Pipeline": "Query.segments", "Segment": "Query.segments", "User": "Query.users",
+    "Team": "Query.teams", "Contact": "Query.contacts", "Company": "Query.companies",
+    "Forecast": "Query.forecasts", "Campaign": "Query.campaigns",
+    "CampaignEnrollment": "Query.campaignEnrollments", "ApiKey": "Query.apiKeys",
+}
