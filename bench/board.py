@@ -132,7 +132,9 @@ async def count_statements(owner_url: str, target: Target,
     from saas.app import create_app
     from saas.observability.statements import statements
 
-    app = create_app(settings_for(owner_url))
+    # The caller's authorisation state is read once per AUTH_CACHE_TTL_SECONDS (one statement,
+    # tenants/authcache.py), not per request: a long TTL keeps that refresh out of the count.
+    app = create_app(settings_for(owner_url, auth_cache_ttl_seconds=3600.0))
     per_size: dict[str, Any] = {}
     async with app.router.lifespan_context(app):
         db = app.state.services.db

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
     jwt_jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    # An unknown `kid` refetches the JWKS, at most this often (forged kids cannot flood it).
+    jwt_jwks_min_refresh_seconds: float = Field(default=10.0, ge=0)
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
     # Per-process cache of users', sessions' and keys' authorisation state; changes are
     # pushed through the live hub's Redis channel, this is only the backstop.

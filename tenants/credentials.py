@@ -76,7 +76,9 @@ class Authenticator:
                                               or state.session_revoked):
             raise Unauthenticated("the session has ended (logged out or revoked); "
                                   "log in again")
-        if claims.epoch is not None and claims.epoch < state.epoch:
+        # A session's tokens end with the session (revoked on logout, password change,
+        # deactivation); `ep` ends the session-less ones when the user's epoch moves on.
+        if claims.session_id is None and claims.epoch is not None and claims.epoch < state.epoch:
             raise Unauthenticated("your credentials have changed; log in again")
         return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id,
                          role=Role(state.role), team_id=state.team_id,

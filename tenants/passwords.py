@@ -3,8 +3,9 @@
 Hashes use argon2-cffi's defaults, RFC 9106's second recommended profile: argon2id,
 time cost 3, memory 64 MiB, parallelism 4, 16-byte salt, 32-byte hash. Verifying takes tens
 of milliseconds of CPU, so it never runs on the event loop: a small dedicated thread pool
-(PASSWORD_HASH_THREADS, default 1 per core) does it, and argon2 releases the GIL, so other
-requests go on meanwhile. A flood of logins queues there instead of starving everyone.
+(PASSWORD_HASH_THREADS, default: one fewer than the cores, at least one) does it; argon2
+releases the GIL, so other requests go on meanwhile, and a flood of logins queues there
+instead of taking every core from everyone else.
 
 Rules: 10-256 characters, not only whitespace, not the account's e-mail address, and not
 one of a short list of the most common passwords. No composition rules (NIST SP 800-63B).
@@ -32,7 +33,8 @@ COMMON = frozenset({
 
 _hasher = PasswordHasher()
 _pool = ThreadPoolExecutor(
-    max_workers=int(os.environ.get("PASSWORD_HASH_THREADS", "0")) or (os.cpu_count() or 1),
+    max_workers=int(os.environ.get("PASSWORD_HASH_THREADS", "0"))
+    or max(1, (os.cpu_count() or 2) - 1),
     thread_name_prefix="argon2")
 
 

@@ -7,7 +7,7 @@ request), `iat`, `exp`, `iss`, `aud`.
 
 An identity provider's tokens are RS256/ES256 (JWT_ALGORITHMS), verified with JWT_PUBLIC_KEY
 (PEM) or the keys of JWT_JWKS_URL (fetched off the event loop, cached per `kid`, refetched
-when an unknown `kid` appears, at most once per JWKS_MIN_REFRESH seconds, and every
+when an unknown `kid` appears, at most once per JWT_JWKS_MIN_REFRESH_SECONDS, and every
 JWT_JWKS_CACHE_SECONDS). The token's header picks the path: HS256 only ever checks against
 our secret and RS/ES only against the provider's keys, so a public key can never be used
 as an HMAC secret (algorithm confusion).
@@ -33,7 +33,6 @@ from saas.settings import Settings
 SELF_ALGORITHM = "HS256"
 ASYMMETRIC = {"RS256": rsa.RSAPublicKey, "RS384": rsa.RSAPublicKey, "RS512": rsa.RSAPublicKey,
               "ES256": ec.EllipticCurvePublicKey, "ES384": ec.EllipticCurvePublicKey}
-JWKS_MIN_REFRESH = 30.0
 
 
 class InvalidAuthConfig(RuntimeError):
@@ -57,7 +56,7 @@ def issue(settings: Settings, *, tenant_id: uuid.UUID, user_id: uuid.UUID,
         "sub": str(user_id), "tid": str(tenant_id), "role": role,
         "team": str(team_id) if team_id else None, "iat": now,
         "exp": now + (ttl if ttl is not None else settings.jwt_ttl_seconds),
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "jti": uuid.uuid4().hex,
     }
     if session_id is not None:
         claims["sid"] = str(session_id)
@@ -102,9 +101,11 @@ def check_config(settings: Settings) -> None:
 class Jwks:
     """The provider's signing keys by `kid`, fetched in a thread and cached."""
 
-    def __init__(self, url: str, cache_seconds: float) -> None:
+    def __init__(self, url: str, cache_seconds: float, min_refresh: float) -> None:
         self.client = jwt.PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=5)
         self.cache_seconds = cache_seconds
+        self.min_refresh = min_refresh
+        self.fetches = 0
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -117,7 +118,7 @@ class Jwks:
             return found
         async with self._lock:
             if (kid or "") not in self.keys or stale:
-                if time.monotonic() - self.fetched_at >= JWKS_MIN_REFRESH or stale:
+                if time.monotonic() - self.fetched_at >= self.min_refresh or stale:
                     await self._refresh()
         found = self.keys.get(kid or "")
         if found is None and kid is None and len(self.keys) == 1:
@@ -131,10 +132,11 @@ class Jwks:
             jwk_set = await asyncio.to_thread(self.client.get_jwk_set, True)
         except jwt.PyJWKClientError as e:
             if self.keys:
-                return  # keep the keys we have; retried after JWKS_MIN_REFRESH
+                return  # keep the keys we have; retried after min_refresh
             raise Unauthenticated("the identity provider's keys are unavailable") from e
         self.keys = {k.key_id or "": k for k in jwk_set.keys}
         self.fetched_at = time.monotonic()
+        self.fetches += 1
 
 
 class Verifier:
@@ -145,7 +147,8 @@ class Verifier:
         self.idp_algorithms = _idp_algorithms(settings)
         self.public_key = (load_pem_public_key(settings.jwt_public_key.encode())
                            if settings.jwt_public_key and self.idp_algorithms else None)
-        self.jwks = (Jwks(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds)
+        self.jwks = (Jwks(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds,
+                          settings.jwt_jwks_min_refresh_seconds)
                      if settings.jwt_jwks_url and self.idp_algorithms else None)
 
     async def verify(self, token: str) -> Claims:
