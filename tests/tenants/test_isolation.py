@@ -221,3 +221,66 @@ async def test_every_tenant_table_primary_key_leads_with_tenant_id(
     with_pk = {r["table"]: list(r["cols"]) for r in rows}
     assert sorted(with_pk) == sorted(tables), "every tenant table needs a primary key"
     assert {t: cols[0] for t, cols in with_pk.items()} == {t: "tenant_id" for t in tables}
+
+
+TENANT_SELF = "(id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
+
+
+async def test_tenants_are_readable_only_for_the_tenant_in_force(
+    owner_conn: asyncpg.Connection, tenants: TenantFactory, db: Database,
+) -> None:
+    flags = await owner_conn.fetchrow(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = 'tenants' "
+        "AND relnamespace = 'public'::regnamespace")
+    policies = await owner_conn.fetch(
+        "SELECT cmd, qual, with_check FROM pg_policies WHERE tablename = 'tenants'")
+    assert (flags["relrowsecurity"], flags["relforcerowsecurity"]) == (True, True)
+    assert [dict(p) for p in policies] == [{"cmd": "ALL", "qual": TENANT_SELF,
+                                           "with_check": TENANT_SELF}]
+    a, b = await tenants.create("Alpha"), await tenants.create("Beta")
+    async with db.unit_of_work(a.id) as uow:
+        seen = (await uow.session.execute(text("SELECT slug FROM tenants"))).scalars().all()
+        renamed = (await uow.session.execute(
+            text("UPDATE tenants SET name = 'taken' WHERE id = :b"), {"b": b.id})).rowcount
+        found_b = (await uow.session.execute(text("SELECT tenant_by_slug(:s)"),
+                                             {"s": b.slug})).scalar_one()
+    async with db.unit_of_work(None) as uow:
+        none_seen = (await uow.session.execute(text("SELECT count(*) FROM tenants"))).scalar_one()
+        directory = (await uow.session.execute(
+            text("SELECT * FROM tenant_directory() WHERE id = ANY(:ids)"),
+            {"ids": [a.id, b.id]})).all()
+    assert list(seen) == [a.slug]
+    assert (renamed, none_seen) == (0, 0)
+    assert found_b == b.id  # login's lookup: an id, nothing else
+    assert {tuple(r._mapping.keys()) for r in directory} == {("id", "timezone")}
+    assert await owner_conn.fetchval("SELECT name FROM tenants WHERE id = $1", b.id) == "Beta"
+
+
+async def test_the_app_role_cannot_write_migration_bookkeeping_or_rewrite_the_audit_trail(
+    owner_conn: asyncpg.Connection, db: Database,
+) -> None:
+    rows = await owner_conn.fetch(
+        "SELECT t, p, has_table_privilege('saas_app', t, p) AS granted FROM "
+        "unnest(ARRAY['alembic_version', 'audit_events']) t, "
+        "unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p")
+    granted = {(r["t"], r["p"]) for r in rows if r["granted"]}
+    assert granted == {("audit_events", "INSERT")}
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with db.unit_of_work(None) as uow:
+            await uow.session.execute(text("UPDATE alembic_version SET version_num = 'x'"))
+
+
+async def test_security_definer_functions_are_pinned_owned_by_the_owner_and_not_public(
+    owner_conn: asyncpg.Connection,
+) -> None:
+    rows = await owner_conn.fetch(
+        "SELECT p.proname, pg_get_userbyid(p.proowner) AS owner, p.proconfig, "
+        "has_function_privilege('saas_app', p.oid, 'EXECUTE') AS app, "
+        "EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public "
+        "FROM pg_proc p "
+        "WHERE p.prosecdef AND p.pronamespace = 'public'::regnamespace ORDER BY 1")
+    assert [r["proname"] for r in rows] == ["tenant_by_slug", "tenant_directory"]
+    for r in rows:
+        assert r["owner"] != "saas_app"
+        assert r["proconfig"] == ["search_path=public, pg_temp"], r
+        assert (r["app"], r["public"]) == (True, False), r
