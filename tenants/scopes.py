@@ -2,8 +2,9 @@
 
     scope             grants
     deals:read        deals, the board, stage events, activities, pipeline configuration
-                      (segments, stages, custom field definitions), live deal subscriptions
-    deals:write       create, update, move, transfer, archive deals; activities
+                      (segments, stages, custom field definitions), live deal subscriptions,
+                      the user and team directory (deals refer to them)
+    deals:write       create, update, move, transfer, archive deals; activities; markReplied
     contacts:read     contacts and companies
     contacts:write    create, update, delete and merge contacts and companies
     pipelines:write   segments, pipelines, stages, custom field definitions      (admin)
@@ -16,7 +17,8 @@
     imports:write     bulk imports                                               (admin)
     exports:read      bulk exports of everything the tenant holds                (admin)
     privacy:admin     erase a person's data, export a person's data              (admin)
-    users:admin       users, teams, invitations, API keys, tenant settings, audit (admin)
+    users:admin       managing users, teams, invitations, API keys, tenant settings; the
+                      audit trail                                                (admin)
 
 Aliases: `read` = every `:read` scope but `exports:read`; `read_write` = `read` plus the
 non-admin writes; `admin` = everything. Roles: admin users hold `admin`; managers
