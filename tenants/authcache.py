@@ -92,6 +92,9 @@ class AuthCache:
     async def user(self, tenant_id: uuid.UUID, user_id: uuid.UUID,
                    session_id: uuid.UUID | None) -> UserState | None:
         key = ("u", tenant_id, user_id, session_id)
+        found = self._entries.get(key)  # the hot path: no coroutine, no lambda
+        if found is not None and found[0] > self.clock():
+            return found[1]  # type: ignore[no-any-return]
         state: UserState | None = await self._get(key, lambda: self._read_user(key))
         return state
 
@@ -107,15 +110,23 @@ class AuthCache:
             return found[1]
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this request was cancelled, not the one reading for it
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         start = (self._epoch, self._generation(key))
         try:
             value = await read()
-        except BaseException as e:
+        except Exception as e:
             future.set_exception(e)
             future.exception()  # retrieved: waiters get it re-raised
+            raise
+        except BaseException:  # cancelled: the waiters read again themselves
+            future.cancel()
             raise
         finally:
             if self._inflight.get(key) is future:

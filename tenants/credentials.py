@@ -13,20 +13,30 @@ import hmac
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from saas.db import Database
 from saas.errors import Unauthenticated
 from saas.settings import Settings
 from tenants import keys
-from tenants.authcache import AuthCache
+from tenants.authcache import AuthCache, UserState
 from tenants.principal import Principal, Role
-from tenants.tokens import Verifier, issue
+from tenants.tokens import Claims, Verifier, issue
 
 __all__ = ["Authenticator", "issue_jwt"]
 
 log = logging.getLogger("tenants.auth")
 
 TOUCH_EVERY = 60.0
+MAX_TOKENS = 50_000
+
+
+@dataclass(frozen=True)
+class _Verified:
+    claims: Claims
+    state: UserState
+    address: str | None
+    principal: Principal
 
 
 def issue_jwt(settings: Settings, principal: Principal, *, ttl: int | None = None) -> str:
@@ -48,6 +58,7 @@ class Authenticator:
         self.cache = cache or AuthCache(db, ttl=settings.auth_cache_ttl_seconds)
         self.verifier = Verifier(settings)
         self._touched: dict[uuid.UUID, float] = {}
+        self._tokens: dict[str, _Verified] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, *, authorization: str | None, api_key: str | None,
@@ -66,8 +77,18 @@ class Authenticator:
         return await self.from_jwt(token, address)
 
     async def from_jwt(self, token: str, address: str | None = None) -> Principal:
-        claims = await self.verifier.verify(token)
+        # A token verified before is not verified again until it expires, and while its
+        # user's state is the same cached object, the principal built from it is reused:
+        # the hot path is two dict lookups (revocation replaces the state object).
+        memo = self._tokens.get(token)
+        if memo is not None and memo.claims.expires_at > time.time():
+            claims = memo.claims
+        else:
+            memo = None
+            claims = await self.verifier.verify(token)
         state = await self.cache.user(claims.tenant_id, claims.user_id, claims.session_id)
+        if memo is not None and memo.state is state and memo.address == address:
+            return memo.principal
         if state is None:
             raise Unauthenticated("the access token's user does not exist")
         if not state.is_active:
@@ -80,10 +101,14 @@ class Authenticator:
         # deactivation); `ep` ends the session-less ones when the user's epoch moves on.
         if claims.session_id is None and claims.epoch is not None and claims.epoch < state.epoch:
             raise Unauthenticated("your credentials have changed; log in again")
-        return Principal(tenant_id=claims.tenant_id, user_id=claims.user_id,
-                         role=Role(state.role), team_id=state.team_id,
-                         session_id=claims.session_id, expires_at=claims.expires_at,
-                         address=address)
+        principal = Principal(tenant_id=claims.tenant_id, user_id=claims.user_id,
+                              role=Role(state.role), team_id=state.team_id,
+                              session_id=claims.session_id, expires_at=claims.expires_at,
+                              address=address)
+        if len(self._tokens) >= MAX_TOKENS:
+            self._tokens.clear()
+        self._tokens[token] = _Verified(claims, state, address, principal)
+        return principal
 
     async def from_api_key(self, secret: str, address: str | None = None) -> Principal:
         """Look the key up under its own tenant; unknown, forged, revoked, expired fail."""

@@ -125,3 +125,40 @@ async def test_login_success_and_failure_are_recorded_without_the_password(
     assert [r["action"] for r in rows] == ["login.failed", "login.succeeded"]
     assert all("wrong-password-1" not in r["details"] and t.admin_password not in r["details"]
                for r in rows)
+
+
+async def test_key_actions_each_write_one_entry_and_failed_ones_none(
+    tenants: TenantFactory, owner_conn: asyncpg.Connection,
+) -> None:
+    from strawberry.relay import GlobalID
+
+    t = await tenants.create()
+    admin = t.admin_caller
+    create = """mutation($s: [String!]!) { createApiKey(input: {name: "partner", scopes: $s}) {
+      apiKey { id } errors { code } } }"""
+    rotate = """mutation($id: ID!) { rotateApiKey(input: {id: $id}) { errors { code } } }"""
+    revoke = """mutation($id: ID!) { revokeApiKey(input: {id: $id}) { errors { code } } }"""
+    unknown = str(GlobalID("ApiKey", str(uuid.uuid4())))
+    before = await actions(owner_conn, t.id)
+
+    bad = await admin.ok(create, s=["nope"])
+    made = await admin.ok(create, s=["read"])
+    key_id = made["createApiKey"]["apiKey"]["id"]
+    await admin.ok(rotate, id=key_id)
+    missing = await admin.ok(rotate, id=unknown)
+    await admin.ok(revoke, id=key_id)
+    await admin.ok(revoke, id=key_id)  # already revoked: nothing new happens
+    gone = await admin.ok(revoke, id=unknown)
+
+    assert bad["createApiKey"]["errors"][0]["code"] == "VALIDATION_FAILED"
+    assert missing["rotateApiKey"]["errors"][0]["code"] == "NOT_FOUND"
+    assert gone["revokeApiKey"]["errors"][0]["code"] == "NOT_FOUND"
+    assert (await actions(owner_conn, t.id))[len(before):] == [
+        "api_key.created", "api_key.rotated", "api_key.revoked"]
+    rows = await owner_conn.fetch(
+        "SELECT details::text AS d FROM audit_events WHERE tenant_id = $1 AND target_id = $2",
+        t.id, uuid.UUID(GlobalID.from_id(key_id).node_id))
+    secrets_ = await owner_conn.fetchrow(
+        "SELECT secret_hash, previous_secret_hash FROM api_keys WHERE tenant_id = $1", t.id)
+    assert len(rows) == 3
+    assert all(secrets_["secret_hash"] not in r["d"] and "sp_" not in r["d"] for r in rows)
