@@ -172,7 +172,8 @@ async def test_a_login_flood_does_not_block_a_bystander(
 ) -> None:
     """Bystander latency with and without 8 clients posting aliased login documents, in
     interleaved rounds. The bound is the issue's 50 ms; on a box already saturated by
-    others (the quiet rounds' p99 above 25 ms) the flood may not more than double it."""
+    others (the quiet rounds' p99 above 25 ms, where 50 ms cannot be measured) the flood may
+    at most triple the quiet p99: hashing on the event loop made it 1.4 s."""
     t = await live_tenants.create()
     token = issue_jwt(settings, t.admin)
     hashed = 0
@@ -201,12 +202,12 @@ async def test_a_login_flood_does_not_block_a_bystander(
     flooded: list[float] = []
     async with httpx.AsyncClient(base_url=flood_server.http, timeout=30) as c:
         await bystander(c, 0.5)  # warm
-        for _ in range(3):
+        for _ in range(4):
             quiet += await bystander(c, 2)
             stop = asyncio.Event()
             flood = [asyncio.create_task(flooder(stop)) for _ in range(8)]
             await asyncio.sleep(0.3)  # under way
-            flooded += await bystander(c, 2)
+            flooded += await bystander(c, 2.5)
             stop.set()
             await asyncio.gather(*flood)
 
@@ -218,5 +219,5 @@ async def test_a_login_flood_does_not_block_a_bystander(
           f"login flood {p99(flooded) * 1000:.1f} ms (n={len(flooded)}, p50 "
           f"{statistics.median(flooded) * 1000:.1f} ms); {hashed} login attempts")
     assert hashed >= 8  # every flooder got through at least once: the flood was real
-    bound = 0.050 if p99(quiet) <= 0.025 else max(0.050, 2 * p99(quiet))
+    bound = 0.050 if p99(quiet) <= 0.025 else max(0.050, 3 * p99(quiet))
     assert p99(flooded) < bound
