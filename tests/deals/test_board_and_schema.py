@@ -17,6 +17,9 @@ SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
 
 async def _statements_for_board(db: Database, caller: Any, pipeline_id: str,
                                 n: int) -> list[str]:
+    # The caller's authorisation state is read once per AUTH_CACHE_TTL_SECONDS (one
+    # statement, tenants/authcache.py), not per request: refresh it so the count is the board's.
+    await caller.ok("query { me { tenantId } }")
     async with statements(db) as seen:
         data = await caller.ok(BOARD, p=pipeline_id, n=n)
     assert data["board"]["columns"]
