@@ -48,7 +48,10 @@ async def idp_app(settings: Settings) -> AsyncIterator[Any]:
     stack: list[Any] = []
 
     async def make(**overrides: Any) -> httpx.AsyncClient:
-        app = create_app(settings.model_copy(update=overrides))
+        # Small pools: the session's app and servers already hold connections of the
+        # PostgreSQL server that every engineer's suite shares.
+        app = create_app(settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 2,
+                                                     **overrides}))
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")

@@ -42,7 +42,7 @@ async def mail_client(settings: Settings, smtp: SmtpServer) -> AsyncIterator[htt
 
     app = create_app(settings.model_copy(update={
         "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_timeout_seconds": 10.0,
-        "app_base_url": "https://app.example"}))
+        "app_base_url": "https://app.example", "db_pool_size": 2, "db_max_overflow": 2}))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t") as client:
