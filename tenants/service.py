@@ -10,7 +10,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from saas.db import Database, UnitOfWork
@@ -112,6 +112,10 @@ async def login(*, db: Database, settings: Settings, throttle: LoginThrottle, te
         else:
             failed = False
             principal = principal_for_user(user, address=address)
+            if user.password_hash and passwords.needs_rehash(user.password_hash):
+                await uow.session.execute(
+                    update(User).where(User.id == user.id)
+                    .values(password_hash=await passwords.hash_password(password)))
             tokens = await sessions.start(uow=uow, settings=settings, user=user,
                                           address=address, user_agent=user_agent)
             await audit.record(uow, principal, Action.LOGIN_SUCCEEDED, target=("User", user.id),

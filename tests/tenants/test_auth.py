@@ -172,3 +172,34 @@ async def test_rep_cannot_create_teams_or_keys(tenants: TenantFactory) -> None:
 
     assert data["createTeam"]["team"] is None
     assert data["createTeam"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_a_hash_with_old_parameters_still_logs_in_and_is_rehashed(
+    tenants: TenantFactory, owner_conn: asyncpg.Connection,
+) -> None:
+    """Hashes made before the argon2 parameters changed (argon2-cffi's defaults: 64 MiB,
+    3 passes, 4 lanes) verify, and the first successful login stores a current one."""
+    from argon2 import PasswordHasher
+
+    from tenants import passwords
+
+    t = await tenants.create()
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(t.admin_password)
+    await owner_conn.execute("UPDATE users SET password_hash = $1 WHERE tenant_id = $2 AND email = $3",
+                             old, t.id, t.admin_email)
+    anonymous = Caller(tenants.client, {})
+
+    wrong = await anonymous.ok(LOGIN, t=t.slug, e=t.admin_email, p="not-the-password")
+    assert wrong["login"]["token"] is None
+    assert await owner_conn.fetchval(
+        "SELECT password_hash FROM users WHERE tenant_id = $1 AND email = $2",
+        t.id, t.admin_email) == old  # a failed login rewrites nothing
+
+    data = await anonymous.ok(LOGIN, t=t.slug, e=t.admin_email, p=t.admin_password)
+    assert data["login"]["errors"] == [] and data["login"]["token"]
+    stored = await owner_conn.fetchval(
+        "SELECT password_hash FROM users WHERE tenant_id = $1 AND email = $2", t.id, t.admin_email)
+    assert stored != old and stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not passwords.needs_rehash(stored)
+    again = await anonymous.ok(LOGIN, t=t.slug, e=t.admin_email, p=t.admin_password)
+    assert again["login"]["errors"] == []
