@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bench.board import tenants
 from bench.common import DEFAULT_DB, db_url, settings_for, write_result
+from saas.analytics import attention
 from saas.analytics import service as analytics
 from saas.db import Database, UnitOfWork, create_engine
 from saas.planning import service as planning
@@ -54,9 +55,9 @@ async def run(*, owner_url: str, repeat: int, which: str, query_timeout: float =
         "outcomes_90d": lambda uow: analytics.outcomes(uow=uow, scope=scope, start=start,
                                                        end=end),
         "weighted_value": lambda uow: analytics.weighted_value(uow=uow, scope=scope),
-        "bottlenecks_90d": lambda uow: analytics.bottlenecks(uow=uow, scope=scope,
+        "bottlenecks_90d": lambda uow: attention.bottlenecks(uow=uow, scope=scope,
                                                              start=start, end=end),
-        "stale_deals": lambda uow: analytics.stale_deals(uow=uow,
+        "stale_deals": lambda uow: attention.stale_deals(uow=uow,
                                                          pipeline_id=row["pipeline_id"]),
         "plan_fact_month": lambda uow: planning.compute(uow=uow, kind="month",
                                                         start=today.replace(day=1)),

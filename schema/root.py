@@ -26,6 +26,7 @@ from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.context import Info
 from schema.deals.api import DealsMutation, DealsQuery
+from schema.deals.lifecycle import DealLifecycleMutation
 from schema.errors import DomainErrors, MutationError, RetryLaterError, VersionConflictError
 from schema.forecasting.api import (
     ForecastingMutation,
@@ -44,8 +45,8 @@ from schema.tenants.queries import TenantsQuery
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
-                               ContactsMutation, AnalyticsMutation, ForecastingMutation,
-                               CampaignsMutation)
+                               DealLifecycleMutation, ContactsMutation, AnalyticsMutation,
+                               ForecastingMutation, CampaignsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 

@@ -4,7 +4,8 @@
     deals:read        deals, the board, stage events, activities, pipeline configuration
                       (segments, stages, custom field definitions), live deal subscriptions,
                       the user and team directory (deals refer to them)
-    deals:write       create, update, move, transfer, archive deals; activities; markReplied
+    deals:write       create, update, move, transfer, archive, restore and bulk-update
+                      deals; activities; markReplied
     contacts:read     contacts and companies
     contacts:write    create, update, delete and merge contacts and companies
     pipelines:write   segments, pipelines, stages, custom field definitions      (admin)
@@ -16,7 +17,8 @@
     webhooks:write    manage webhook endpoints, read and redeliver deliveries     (admin)
     imports:write     bulk imports                                               (admin)
     exports:read      bulk exports of everything the tenant holds                (admin)
-    privacy:admin     erase a person's data, export a person's data              (admin)
+    privacy:admin     erase a person's data, export a person's data, delete a    (admin)
+                      deal permanently
     users:admin       managing users, teams, invitations, API keys, tenant settings; the
                       audit trail                                                (admin)
 

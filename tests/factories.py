@@ -120,3 +120,18 @@ async def snapshot(owner_conn: Any, tenant_id: uuid.UUID) -> dict[str, tuple[int
             f"AS h FROM {table} t WHERE tenant_id = $1", tenant_id)
         result[table] = (row["n"], row["h"])
     return result
+
+
+async def all_tables_snapshot(owner_conn: Any, tenant_id: uuid.UUID) -> dict[str, tuple[int, str]]:
+    """Like `snapshot`, over every table with a tenant_id column (campaign, forecast, audit and
+    whatever later migrations add), so a failed mutation is shown to write nothing anywhere."""
+    tables = [r["table_name"] for r in await owner_conn.fetch(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND column_name = 'tenant_id' ORDER BY table_name")]
+    result = {}
+    for table in tables:
+        row = await owner_conn.fetchrow(
+            f"SELECT count(*) AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+            f"AS h FROM {table} t WHERE tenant_id = $1", tenant_id)
+        result[table] = (row["n"], row["h"])
+    return result

@@ -29,7 +29,6 @@ from saas.db import UnitOfWork
 from saas.errors import LimitExceeded, NotFound, ValidationFailed
 
 MAX_PERIOD_DAYS = 3660
-STALE_LIMIT = 5000
 
 Money = dict[str, Decimal]
 
@@ -111,46 +110,6 @@ class Outcomes:
         return {c: a * factor for c, a in self.won_amounts.items()}
 
 
-@dataclass
-class Bottleneck:
-    stage_id: uuid.UUID
-    name: str
-    position: int
-    inflow: int
-    outflow: int
-    median_days: float | None
-    previous_median_days: float | None
-    reasons: list[str]
-
-    @property
-    def net_inflow(self) -> int:
-        return self.inflow - self.outflow
-
-    @property
-    def median_growth_days(self) -> float | None:
-        if self.median_days is None or self.previous_median_days is None:
-            return None
-        return self.median_days - self.previous_median_days
-
-
-@dataclass
-class StaleDeal:
-    deal_id: uuid.UUID
-    title: str
-    owner_id: uuid.UUID | None
-    owner_name: str | None
-    stage_id: uuid.UUID
-    stage_name: str
-    rotting_days: int
-    days_in_stage: float
-    amount: Decimal
-    currency: str
-
-    @property
-    def days_overdue(self) -> float:
-        return self.days_in_stage - self.rotting_days
-
-
 # Deals in scope (owner / team of the current owner) that ever touched the pipeline: those in
 # it now, and those that left it (a transfer names the pipeline it left).
 _SCOPE = """
@@ -158,6 +117,7 @@ scope AS (
   SELECT d.id FROM deals d LEFT JOIN users u ON u.id = d.owner_id
   WHERE (d.pipeline_id = :p
          OR d.id IN (SELECT deal_id FROM stage_events WHERE from_pipeline_id = :p))
+    AND d.archived_at IS NULL
     AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
     AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
 ),
@@ -166,7 +126,7 @@ ev AS (
          e.currency, e.lost_reason, e.occurred_at,
          lead(e.occurred_at) OVER (PARTITION BY e.deal_id ORDER BY e.seq) AS left_at
   FROM stage_events e JOIN scope s ON s.id = e.deal_id
-  WHERE e.kind <> 'updated'
+  WHERE e.kind NOT IN ('updated', 'deleted', 'restored')
 ),
 st AS (SELECT id, name, position, kind, probability FROM stages WHERE pipeline_id = :p)
 """
@@ -238,7 +198,7 @@ async def conversion(*, uow: UnitOfWork, scope: Scope, start: datetime, end: dat
           SELECT e.deal_id, e.seq, e.to_stage_id AS stage_id, st.position, st.kind
           FROM stage_events e JOIN scope s ON s.id = e.deal_id
           JOIN st ON st.id = e.to_stage_id
-          WHERE e.kind <> 'updated'
+          WHERE e.kind NOT IN ('updated', 'deleted', 'restored')
             AND e.occurred_at >= CAST(:f AS timestamptz)
             AND e.occurred_at < CAST(:t AS timestamptz)
         ),
@@ -315,7 +275,7 @@ async def outcomes(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datet
           FROM stage_events e
           JOIN stages tk ON tk.id = e.to_stage_id AND tk.kind IN ('won', 'lost')
           LEFT JOIN stages fk ON fk.id = e.from_stage_id
-          WHERE e.pipeline_id = :p AND e.kind <> 'updated'
+          WHERE e.pipeline_id = :p AND e.kind NOT IN ('updated', 'deleted', 'restored')
             AND fk.kind IS DISTINCT FROM tk.kind
             AND e.occurred_at >= CAST(:f AS timestamptz)
             AND e.occurred_at < CAST(:t AS timestamptz)
@@ -326,7 +286,8 @@ async def outcomes(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datet
         scoped AS (
           SELECT c.* FROM last_close c JOIN deals d ON d.id = c.deal_id
           LEFT JOIN users u ON u.id = d.owner_id
-          WHERE (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
+          WHERE d.archived_at IS NULL
+            AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
             AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
         )
         SELECT c.outcome, c.currency, c.lost_reason, count(*) AS n, sum(c.amount) AS amount,
@@ -334,13 +295,14 @@ async def outcomes(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datet
         FROM scoped c
         CROSS JOIN LATERAL (
           SELECT s.kind FROM stage_events x JOIN stages s ON s.id = x.to_stage_id
-          WHERE x.deal_id = c.deal_id AND x.kind <> 'updated'
+          WHERE x.deal_id = c.deal_id AND x.kind NOT IN ('updated', 'deleted', 'restored')
             AND x.occurred_at < CAST(:t AS timestamptz)
           ORDER BY x.seq DESC LIMIT 1
         ) se
         CROSS JOIN LATERAL (
           SELECT x.occurred_at AS at FROM stage_events x
-          WHERE x.deal_id = c.deal_id AND x.kind <> 'updated' ORDER BY x.seq LIMIT 1
+          WHERE x.deal_id = c.deal_id AND x.kind NOT IN ('updated', 'deleted', 'restored')
+          ORDER BY x.seq LIMIT 1
         ) fe
         WHERE se.kind = c.outcome
         GROUP BY c.outcome, c.currency, c.lost_reason
@@ -373,7 +335,7 @@ async def weighted_value(*, uow: UnitOfWork, scope: Scope) -> tuple[Money, Money
                  AS weighted, sum(d.amount) AS total
         FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'open'
         LEFT JOIN users u ON u.id = d.owner_id
-        WHERE d.pipeline_id = :p
+        WHERE d.pipeline_id = :p AND d.archived_at IS NULL
           AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
           AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
         GROUP BY d.currency ORDER BY d.currency
@@ -384,79 +346,3 @@ async def weighted_value(*, uow: UnitOfWork, scope: Scope) -> tuple[Money, Money
         weighted[r.currency.strip()] = r.weighted.quantize(Decimal("0.01"))
         total[r.currency.strip()] = r.total
     return weighted, total
-
-
-async def bottlenecks(*, uow: UnitOfWork, scope: Scope, start: datetime, end: datetime
-                      ) -> list[Bottleneck]:
-    """Open stages whose inflow exceeded their outflow in the period, or whose median time in
-    stage grew against the previous period of equal length. Ranked by net inflow, then by
-    median growth (both descending)."""
-    _check_period(start, end)
-    await check_pipeline(uow, scope.pipeline_id)
-    flows = await uow.session.execute(text("""
-        WITH period AS (
-          SELECT e.to_stage_id AS stage_id, e.from_stage_id
-          FROM stage_events e JOIN deals d ON d.id = e.deal_id
-          LEFT JOIN users u ON u.id = d.owner_id
-          WHERE (e.pipeline_id = :p OR e.from_pipeline_id = :p) AND e.kind <> 'updated'
-            AND e.occurred_at >= CAST(:f AS timestamptz)
-            AND e.occurred_at < CAST(:t AS timestamptz)
-            AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
-            AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
-        )
-        SELECT st.id,
-               count(*) FILTER (WHERE period.stage_id = st.id) AS inflow,
-               count(*) FILTER (WHERE period.from_stage_id = st.id
-                                AND period.stage_id IS DISTINCT FROM st.id) AS outflow
-        FROM stages st LEFT JOIN period
-          ON period.stage_id = st.id OR period.from_stage_id = st.id
-        WHERE st.pipeline_id = :p AND st.kind = 'open'
-        GROUP BY st.id
-    """), {**scope.params(), "f": start, "t": end})
-    flow = {r.id: (r.inflow, r.outflow) for r in flows}
-    now_t = {t.stage_id: t for t in await time_in_stage(
-        uow=uow, scope=scope, start=start, end=end)}
-    prev_t = {t.stage_id: t for t in await time_in_stage(
-        uow=uow, scope=scope, start=start - (end - start), end=start)}
-    found = []
-    for stage_id, t in now_t.items():
-        inflow, outflow = flow.get(stage_id, (0, 0))
-        prev = prev_t.get(stage_id)
-        b = Bottleneck(stage_id, t.name, t.position, inflow, outflow, t.median_days,
-                       prev.median_days if prev else None, [])
-        if b.net_inflow > 0:
-            b.reasons.append("inflow_exceeds_outflow")
-        growth = b.median_growth_days
-        if growth is not None and growth > 0:
-            b.reasons.append("time_in_stage_grew")
-        if b.reasons:
-            found.append(b)
-    found.sort(key=lambda b: (-b.net_inflow, -(b.median_growth_days or 0.0), b.position))
-    return found
-
-
-async def stale_deals(*, uow: UnitOfWork, pipeline_id: uuid.UUID | None = None,
-                      team_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None,
-                      now: datetime | None = None) -> list[StaleDeal]:
-    """Open deals whose time in their current stage exceeds the stage's rotting_days,
-    ordered by owner, then most overdue first."""
-    rows = await uow.session.execute(text("""
-        SELECT d.id, d.title, d.owner_id, u.name AS owner_name, st.id AS stage_id,
-               st.name AS stage_name, st.rotting_days, d.amount, d.currency,
-               (extract(epoch FROM coalesce(CAST(:now AS timestamptz), now())
-                                   - d.stage_entered_at) / 86400.0)::float8 AS days_in
-        FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'open'
-        LEFT JOIN users u ON u.id = d.owner_id
-        WHERE st.rotting_days IS NOT NULL
-          AND d.stage_entered_at + st.rotting_days * interval '1 day'
-              < coalesce(CAST(:now AS timestamptz), now())
-          AND (CAST(:p AS uuid) IS NULL OR d.pipeline_id = CAST(:p AS uuid))
-          AND (CAST(:owner AS uuid) IS NULL OR d.owner_id = CAST(:owner AS uuid))
-          AND (CAST(:team AS uuid) IS NULL OR u.team_id = CAST(:team AS uuid))
-        ORDER BY u.name NULLS LAST, d.owner_id,
-                 d.stage_entered_at + st.rotting_days * interval '1 day', d.id
-        LIMIT :limit
-    """), {"p": pipeline_id, "owner": owner_id, "team": team_id, "now": now,
-           "limit": STALE_LIMIT})
-    return [StaleDeal(r.id, r.title, r.owner_id, r.owner_name, r.stage_id, r.stage_name,
-                      r.rotting_days, r.days_in, r.amount, r.currency.strip()) for r in rows]

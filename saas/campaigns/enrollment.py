@@ -36,7 +36,7 @@ _CAMPAIGNS = text(
 _EVENTS = text(
     "SELECT e.seq, e.deal_id, e.kind, e.pipeline_id, e.to_stage_id, e.occurred_at, "
     "ts.kind AS to_kind, fs.kind AS from_kind, d.contact_id, d.labels, d.temperature, "
-    "p.segment_id "
+    "p.segment_id, d.archived_at "
     "FROM stage_events e "
     "JOIN deals d ON d.tenant_id = e.tenant_id AND d.id = e.deal_id "
     "JOIN pipelines p ON p.tenant_id = e.tenant_id AND p.id = e.pipeline_id "
@@ -52,6 +52,8 @@ _ENROLL = text(
 
 
 def _event_trigger(ev: Any) -> str | None:
+    if ev.archived_at is not None or ev.kind in ("deleted", "restored"):
+        return None  # archived since: no campaign for it (restoring triggers nothing)
     if ev.kind == "created":
         return "deal_created"
     if ev.kind == "updated":
@@ -177,7 +179,8 @@ def _time_trigger_sql(trigger: str) -> tuple[str, str]:
         "FROM campaigns c, deals d "
         "JOIN stages s ON s.tenant_id = d.tenant_id AND s.id = d.stage_id "
         "JOIN pipelines p ON p.tenant_id = d.tenant_id AND p.id = d.pipeline_id "
-        f"WHERE c.id = :c AND s.kind = 'open' AND {due} <= :now " + _SCOPE_SQL +
+        f"WHERE c.id = :c AND s.kind = 'open' AND d.archived_at IS NULL AND {due} <= :now "
+        + _SCOPE_SQL +
         "ON CONFLICT DO NOTHING")
     stop = (
         "UPDATE campaign_enrollments e SET status = 'stopped', "

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from saas.db import UnitOfWork
 from saas.deals.models import Activity
 from saas.deals.permissions import require_edit
-from saas.deals.service import get
+from saas.deals.service import check_active, get
 from saas.errors import NotFound, ValidationFailed
 from tenants.principal import Principal
 from tenants.scopes import Scope
@@ -26,6 +26,7 @@ async def create(
     principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id)
     await require_edit(uow, principal, deal)
+    check_active(deal)
     if kind not in KINDS:
         raise ValidationFailed("kind must be call, meeting, email or task", field="kind")
     subject = subject.strip()

@@ -20,7 +20,10 @@ from saas.db import UnitOfWork
 from saas.deals.models import Deal, StageEvent
 from tenants.principal import Principal
 
-KINDS = ("created", "moved", "lost", "reopened", "updated", "transferred")
+KINDS = ("created", "moved", "lost", "reopened", "updated", "transferred", "deleted",
+         "restored")
+# Kinds that are not a stage move: flow analytics, forecasts and campaigns skip them.
+NOT_MOVES = ("updated", "deleted", "restored")
 MAX_PAGE = 1000
 
 _NEXT_SEQ = text(

@@ -40,6 +40,7 @@ class Deal(Base):
     stage_entered_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    archived_at: Mapped[datetime | None]
 
 
 class StageEvent(Base):

@@ -11,7 +11,7 @@ from saas.db import UnitOfWork
 from saas.deals import events
 from saas.deals.models import Deal, StageEvent
 from saas.deals.permissions import require_edit
-from saas.deals.service import check_version, get
+from saas.deals.service import check_active, check_version, get
 from saas.errors import InvalidStage, ValidationFailed
 from saas.pipelines import service as pipelines
 from saas.pipelines.models import Stage
@@ -60,6 +60,7 @@ async def move(
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)
+    check_active(deal)
     to_stage = await _target(uow, to_stage_id, deal.pipeline_id)
     if to_stage.id == deal.stage_id:
         raise InvalidStage("the deal is already in this stage", field="toStageId")
@@ -108,6 +109,7 @@ async def transfer(
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)
+    check_active(deal)
     target_pipeline = await pipelines.get_pipeline(uow=uow, pipeline_id=to_pipeline_id)
     if target_pipeline.id == deal.pipeline_id:
         raise ValidationFailed("the deal is already in this pipeline; use moveDeal",

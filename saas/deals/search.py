@@ -36,7 +36,10 @@ class DealFilter:
     close_from: date | None = None
     close_to: date | None = None
     text: str | None = None
+    archived: str = "active"  # active (default), archived, or all
 
+
+ARCHIVED = ("active", "archived", "all")
 
 ORDERS: dict[str, tuple[Any, bool]] = {
     # name: (sort expression, descending)
@@ -49,6 +52,10 @@ ORDERS: dict[str, tuple[Any, bool]] = {
 
 def _where(f: DealFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
+    if f.archived == "active":
+        clauses.append(Deal.archived_at.is_(None))
+    elif f.archived == "archived":
+        clauses.append(Deal.archived_at.is_not(None))
     if f.pipeline_id:
         clauses.append(Deal.pipeline_id == f.pipeline_id)
     if f.stage_ids:

@@ -15,7 +15,7 @@ from saas.db import UnitOfWork
 from saas.deals import custom_fields, events
 from saas.deals.models import Deal
 from saas.deals.permissions import require_assign, require_edit
-from saas.errors import InvalidStage, NotFound, ValidationFailed, VersionConflict
+from saas.errors import Conflict, InvalidStage, NotFound, ValidationFailed, VersionConflict
 from saas.money import check_amount, check_currency
 from saas.pipelines import service as pipelines
 from tenants.models import Tenant, User
@@ -62,8 +62,10 @@ async def _exists(uow: UnitOfWork, model: Any, id: uuid.UUID, field: str, what: 
         raise NotFound(f"{what} not found", field=field)
 
 
-async def _apply(uow: UnitOfWork, principal: Principal, deal: Deal, f: DealFields) -> list[str]:
-    """Validate every given field, then set them; returns the names that changed."""
+async def apply_fields(uow: UnitOfWork, principal: Principal, deal: Deal,
+                 f: DealFields) -> dict[str, dict[str, Any]]:
+    """Validate every given field, then set them; returns what changed, per field, as
+    `{field: {"from": old, "to": new}}` in JSON terms (the field history of the log)."""
     changes: dict[str, Any] = {}
     if f.title is not UNSET:
         title = (f.title or "").strip()
@@ -110,10 +112,33 @@ async def _apply(uow: UnitOfWork, principal: Principal, deal: Deal, f: DealField
             raise ValidationFailed("probability must be between 0 and 1",
                                    field="probabilityOverride")
         changes["probability_override"] = Decimal(str(p)) if p is not None else None
-    changed = [k for k, v in changes.items() if getattr(deal, k, None) != v]
+    changed = {k: {"from": history_value(getattr(deal, k, None)), "to": history_value(v)}
+               for k, v in changes.items() if getattr(deal, k, None) != v}
     for key, value in changes.items():
         setattr(deal, key, value)
     return changed
+
+
+def history_value(value: Any) -> Any:
+    """A field's value as the log keeps it: JSON (ids and decimals as strings, dates ISO)."""
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [history_value(v) for v in value]
+    return value
+
+
+def changed_data(changes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An `updated` event's data: the names that changed and each one's from/to."""
+    return {"changed": list(changes), "changes": changes}
+
+
+def check_active(deal: Deal) -> None:
+    """Archived deals are read-only until restored."""
+    if deal.archived_at is not None:
+        raise Conflict("the deal is archived; restore it first", field="dealId")
 
 
 async def create(
@@ -148,7 +173,7 @@ async def create(
         fields.custom_fields = {}  # so required custom fields are checked on creation
     deal = Deal(tenant_id=principal.tenant_id, id=uuid.uuid4(), pipeline_id=pipeline.id,
                 stage_id=stage.id, version=1, labels=[], temperature="warm")
-    await _apply(uow, principal, deal, fields)
+    await apply_fields(uow, principal, deal, fields)
     uow.session.add(deal)
     await uow.session.flush()
     await uow.session.refresh(deal)
@@ -165,7 +190,8 @@ async def update(
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
     check_version(deal, expected_version)
-    changed = await _apply(uow, principal, deal, fields)
+    check_active(deal)
+    changed = await apply_fields(uow, principal, deal, fields)
     if not changed:
         return deal
     deal.version += 1
@@ -173,7 +199,7 @@ async def update(
     await uow.session.flush()
     await uow.session.refresh(deal)
     await events.append(uow, principal=principal, deal=deal, kind="updated",
-                        from_stage_id=deal.stage_id, data={"changed": changed})
+                        from_stage_id=deal.stage_id, data=changed_data(changed))
     return deal
 
 

@@ -31,7 +31,8 @@ _STAGES = text(
 _EVENT_FILTER = """
     FROM stage_events e
     WHERE e.pipeline_id = $1 AND e.kind <> 'updated' AND e.occurred_at < $3
-      AND e.to_stage_id = ANY($2::uuid[])"""
+      AND e.to_stage_id = ANY($2::uuid[]) AND e.kind NOT IN ('deleted', 'restored')
+      AND e.deal_id NOT IN (SELECT a.id FROM deals a WHERE a.archived_at IS NOT NULL)"""
 # One row per event, in deal order (ties by seq, i.e. by the order they were written).
 _EVENTS = f"""
     SELECT e.deal_id, e.occurred_at,
@@ -55,7 +56,7 @@ _DEALS = f"""
            coalesce(d.owner_id, {_NIL}), d.owner_id IS NULL,
            coalesce(u.team_id, {_NIL}), u.team_id IS NULL
     FROM deals d LEFT JOIN users u ON u.id = d.owner_id
-    WHERE d.pipeline_id = $1
+    WHERE d.pipeline_id = $1 AND d.archived_at IS NULL
       AND ($3::uuid IS NULL OR d.owner_id = $3)
       AND ($4::uuid IS NULL OR u.team_id = $4)
     ORDER BY d.id"""

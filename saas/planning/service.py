@@ -171,7 +171,8 @@ WITH closes AS (
   FROM stage_events e
   JOIN stages tk ON tk.id = e.to_stage_id AND tk.kind IN ('won', 'lost')
   LEFT JOIN stages fk ON fk.id = e.from_stage_id
-  WHERE e.kind <> 'updated' AND fk.kind IS DISTINCT FROM tk.kind
+  WHERE e.kind NOT IN ('updated', 'deleted', 'restored')
+    AND fk.kind IS DISTINCT FROM tk.kind
     AND e.occurred_at >= :s AND e.occurred_at < :e
   ORDER BY e.deal_id, e.seq DESC
 ),
@@ -179,15 +180,17 @@ won AS (
   SELECT d.owner_id, count(*) AS n,
          coalesce(sum(c.amount) FILTER (WHERE c.currency = :cur), 0) AS amount
   FROM closes c JOIN deals d ON d.id = c.deal_id
-  WHERE c.kind = 'won' AND NOT EXISTS (
+  WHERE c.kind = 'won' AND d.archived_at IS NULL AND NOT EXISTS (
     SELECT 1 FROM stage_events later JOIN stages ls ON ls.id = later.to_stage_id
-    WHERE later.deal_id = c.deal_id AND later.seq > c.seq AND later.kind <> 'updated'
+    WHERE later.deal_id = c.deal_id AND later.seq > c.seq
+      AND later.kind NOT IN ('updated', 'deleted', 'restored')
       AND later.occurred_at < :e AND ls.kind <> 'won')
   GROUP BY d.owner_id
 ),
 created AS (
   SELECT d.owner_id, count(*) AS n FROM deals d
-  WHERE d.created_at >= :s AND d.created_at < :e GROUP BY d.owner_id
+  WHERE d.created_at >= :s AND d.created_at < :e AND d.archived_at IS NULL
+  GROUP BY d.owner_id
 ),
 acts AS (
   SELECT a.owner_id, count(*) AS n FROM activities a
@@ -200,6 +203,7 @@ open_deals AS (
          sum(coalesce(d.probability_override, st.probability)) AS n
   FROM deals d JOIN stages st ON st.id = d.stage_id AND st.kind = 'open'
   WHERE d.expected_close_date >= :sd AND d.expected_close_date < :ed
+    AND d.archived_at IS NULL
   GROUP BY d.owner_id
 )
 SELECT u.id, u.name, u.role, u.team_id,

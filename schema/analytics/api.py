@@ -10,6 +10,7 @@ from typing import Any
 
 import strawberry
 
+from saas.analytics import attention
 from saas.analytics import service as analytics
 from saas.planning import service as planning
 from schema.context import Info
@@ -159,7 +160,7 @@ class PipelineAnalytics:
     @strawberry.field(description="Ranked: net inflow, then growth of median time in stage.")
     async def bottlenecks(self, info: Info) -> list[Bottleneck]:
         async with info.context.uow() as uow:
-            rows = await analytics.bottlenecks(uow=uow, scope=self._scope, start=self._start,
+            rows = await attention.bottlenecks(uow=uow, scope=self._scope, start=self._start,
                                                end=self._end)
         return [Bottleneck(stage_id=gid("Stage", b.stage_id), name=b.name,
                            position=b.position, inflow=b.inflow, outflow=b.outflow,
@@ -322,7 +323,7 @@ class AnalyticsQuery:
                           owner_id: strawberry.ID | None = None) -> list[StaleDealsOfOwner]:
         info.context.require(Scope.ANALYTICS_READ)
         async with info.context.uow() as uow:
-            rows = await analytics.stale_deals(
+            rows = await attention.stale_deals(
                 uow=uow, pipeline_id=_opt(pipeline_id, "Pipeline", "pipelineId"),
                 team_id=_opt(team_id, "Team", "teamId"), owner_id=_opt(owner_id, "User", "ownerId"))
         groups: dict[uuid.UUID | None, StaleDealsOfOwner] = {}

@@ -9,6 +9,7 @@ from decimal import Decimal
 import strawberry
 from strawberry.scalars import JSON
 
+from saas.deals.lifecycle import BulkChange
 from saas.deals.search import DealFilter
 from saas.deals.service import DealFields
 from schema.deals.types import ActivityKind, Temperature
@@ -21,6 +22,13 @@ class DealOrder(enum.Enum):
     CREATED_AT_DESC = "CREATED_AT_DESC"
     AMOUNT_DESC = "AMOUNT_DESC"
     EXPECTED_CLOSE_ASC = "EXPECTED_CLOSE_ASC"
+
+
+@strawberry.enum(description="Which deals a list shows: archived deals are hidden by default.")
+class ArchivedFilter(enum.Enum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    ALL = "all"
 
 
 @strawberry.input
@@ -38,6 +46,7 @@ class DealFilterInput:
     expected_close_to: date | None = None
     search: str | None = strawberry.field(
         default=None, description="Text in the title, the contact's name/email or company name.")
+    archived: ArchivedFilter = ArchivedFilter.ACTIVE
 
     def to_filter(self) -> DealFilter:
         return DealFilter(
@@ -53,7 +62,7 @@ class DealFilterInput:
             labels=list(self.labels or []),
             amount_min=self.amount_min, amount_max=self.amount_max,
             close_from=self.expected_close_from, close_to=self.expected_close_to,
-            text=self.search,
+            text=self.search, archived=self.archived.value,
         )
 
 
@@ -167,3 +176,43 @@ class DefineCustomFieldInput:
     choices: list[str] | None = None
     required: bool = False
 
+
+
+@strawberry.input
+class ArchiveDealInput:
+    deal_id: strawberry.ID
+    expected_version: int | None = strawberry.field(
+        default=None, description="If given, the deal must still be at this version.")
+
+
+@strawberry.input
+class RestoreDealInput:
+    deal_id: strawberry.ID
+    expected_version: int | None = None
+    stage_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Where to restore it when its stage was archived meanwhile.")
+
+
+@strawberry.input
+class DeleteDealInput:
+    deal_id: strawberry.ID
+
+
+@strawberry.input(description="Set the same fields on many deals at once (all or nothing).")
+class BulkUpdateDealsInput:
+    deal_ids: list[strawberry.ID] = strawberry.field(description="At most 500.")
+    owner_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="null leaves the deals unowned.")
+    temperature: Temperature | None = strawberry.UNSET
+    add_labels: list[str] | None = None
+    remove_labels: list[str] | None = None
+
+    def change(self) -> BulkChange:
+        change = BulkChange(add_labels=list(self.add_labels or []),
+                            remove_labels=list(self.remove_labels or []))
+        if self.owner_id is not strawberry.UNSET:
+            change.owner_id = decode_id(self.owner_id, "User", field="ownerId") \
+                if self.owner_id else None
+        if self.temperature is not strawberry.UNSET:
+            change.temperature = self.temperature.value if self.temperature else None
+        return change

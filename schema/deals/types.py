@@ -43,6 +43,8 @@ class StageEventKind(enum.Enum):
     REOPENED = "reopened"
     UPDATED = "updated"
     TRANSFERRED = "transferred"
+    DELETED = "deleted"
+    RESTORED = "restored"
 
 
 @strawberry.enum
@@ -80,6 +82,33 @@ class Activity(relay.Node):
         return [cls.from_model(r) if r else None for r in rows]
 
 
+# Field names of the log (model attributes) as the API spells them; ids become global ids.
+_API_FIELD = {"owner_id": "ownerId", "contact_id": "contactId", "company_id": "companyId",
+              "expected_close_date": "expectedCloseDate", "custom_fields": "customFields",
+              "probability_override": "probabilityOverride"}
+_ID_TYPES = {"owner_id": "User", "contact_id": "Contact", "company_id": "Company"}
+
+
+@strawberry.type(description="One field's change in an `updated` event: who and when are "
+                             "the event's.")
+class FieldChange:
+    field: str = strawberry.field(description="The field as the API names it (ownerId...).")
+    from_value: JSON | None = strawberry.field(name="from")
+    to_value: JSON | None = strawberry.field(name="to")
+
+
+def field_changes(data: dict[str, Any]) -> list[FieldChange]:
+    """The typed field history of an event's data (`{field: {from, to}}`)."""
+    out = []
+    for name, change in (data.get("changes") or {}).items():
+        values = [change.get("from"), change.get("to")]
+        if name in _ID_TYPES:
+            values = [gid(_ID_TYPES[name], uuid.UUID(v)) if v else None for v in values]
+        out.append(FieldChange(field=_API_FIELD.get(name, name),
+                               from_value=cast(JSON, values[0]), to_value=cast(JSON, values[1])))
+    return out
+
+
 @strawberry.type
 class StageEvent:
     cursor: str = strawberry.field(description="The per-tenant sequence; resume after it.")
@@ -97,6 +126,10 @@ class StageEvent:
     lost_reason: str | None
     data: JSON
     occurred_at: datetime
+
+    @strawberry.field(description="Field changes (updated events): previous and new values.")
+    def changes(self) -> list[FieldChange]:
+        return field_changes(cast(dict[str, Any], self.data) or {})
 
     @classmethod
     def from_model(cls, e: models.StageEvent) -> StageEvent:
@@ -130,6 +163,8 @@ class Deal(relay.Node):
     stage_entered_at: datetime
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="Set while the deal is archived (hidden from boards, lists, analytics).")
     pipeline_id_: strawberry.Private[uuid.UUID]
     stage_id_: strawberry.Private[uuid.UUID]
     owner_id_: strawberry.Private[uuid.UUID | None]
@@ -217,6 +252,7 @@ class Deal(relay.Node):
             probability_override=get("probability_override"), lost_reason=get("lost_reason"),
             version=get("version"), stage_entered_at=get("stage_entered_at"),
             created_at=get("created_at"), updated_at=get("updated_at"),
+            archived_at=m.get("archived_at") if isinstance(m, dict) else m.archived_at,
             pipeline_id_=get("pipeline_id"), stage_id_=get("stage_id"),
             owner_id_=get("owner_id"), contact_id_=get("contact_id"),
             company_id_=get("company_id"), prefetched=prefetched or {},
@@ -277,6 +313,18 @@ class StageEventPage:
 @strawberry.type
 class DealPayload:
     deal: Deal | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteDealPayload:
+    deleted_deal_id: strawberry.ID | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class BulkUpdateDealsPayload:
+    deals: list[Deal] = strawberry.field(default_factory=list)
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -97,6 +97,18 @@ class DealTransferred(DealEvent):
     from_pipeline_id: strawberry.ID | None
 
 
+@strawberry.type(description="The deal was archived (permanent: false; it may come back "
+                             "with DealRestored) or deleted for good (permanent: true): take "
+                             "its card off the board.")
+class DealDeleted(DealEvent):
+    permanent: bool
+
+
+@strawberry.type(description="An archived deal is back on the board, in toStageId.")
+class DealRestored(DealEvent):
+    pass
+
+
 @strawberry.type(description="The stream ended because the server could not keep delivering "
                              "to this client; reload the board, or resubscribe with "
                              "after: lastCursor.")
@@ -107,13 +119,14 @@ class ResyncRequired:
 
 BoardEvent = Annotated[
     DealCreated | DealMoved | DealUpdated | DealLost | DealReopened | DealTransferred
-    | ResyncRequired,
+    | DealDeleted | DealRestored | ResyncRequired,
     strawberry.union("BoardEvent"),
 ]
 
 _KIND_TYPES: dict[str, type[DealEvent]] = {
     "created": DealCreated, "moved": DealMoved, "updated": DealUpdated, "lost": DealLost,
-    "reopened": DealReopened, "transferred": DealTransferred,
+    "reopened": DealReopened, "transferred": DealTransferred, "deleted": DealDeleted,
+    "restored": DealRestored,
 }
 
 
@@ -151,9 +164,12 @@ def _event(item: Delivered) -> DealEvent:
         fields["lost_reason"] = e.lost_reason
     elif cls is DealTransferred:
         fields["from_pipeline_id"] = gid("Pipeline", e.from_pipeline_id)
+    elif cls is DealDeleted:
+        fields["permanent"] = bool((e.data or {}).get("permanent"))
     return cls(**fields)  # type: ignore[arg-type]
 
 
 LIVE_TYPES: tuple[type, ...] = (DealCreated, DealMoved, DealUpdated, DealLost, DealReopened,
-                                DealTransferred, DealCard, Owner, Actor)
+                                DealTransferred, DealDeleted, DealRestored, DealCard, Owner,
+                                Actor)
 """The types whose renderings are shared between subscribers (see schema.live.transport)."""

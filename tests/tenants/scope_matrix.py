@@ -46,6 +46,9 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.createDeal": S.DEALS_WRITE, "Mutation.updateDeal": S.DEALS_WRITE,
     "Mutation.moveDeal": S.DEALS_WRITE, "Mutation.transferDeal": S.DEALS_WRITE,
     "Mutation.createActivity": S.DEALS_WRITE, "Mutation.completeActivity": S.DEALS_WRITE,
+    "Mutation.archiveDeal": S.DEALS_WRITE, "Mutation.restoreDeal": S.DEALS_WRITE,
+    "Mutation.bulkUpdateDeals": S.DEALS_WRITE,
+    "Mutation.deleteDeal": S.PRIVACY_ADMIN,  # permanent: an admin-only data-governance act
     "Subscription.boardEvents": S.DEALS_READ, "Subscription.dealEvents": S.DEALS_READ,
     # contacts
     "Query.companies": S.CONTACTS_READ, "Query.contacts": S.CONTACTS_READ,
