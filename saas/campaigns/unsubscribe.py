@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from saas.campaigns.service import stop_enrollments
+from saas.contacts.lifecycle import resolve_merged
 from saas.db import Database
 from saas.settings import Settings
 
@@ -60,6 +61,8 @@ async def unsubscribe(*, db: Database, tenant_id: uuid.UUID, contact_id: uuid.UU
                       now: datetime) -> bool:
     """Mark the contact unsubscribed and stop its enrollments; False if it does not exist."""
     async with db.unit_of_work(tenant_id) as uow:
+        # A link mailed to a contact that was merged since unsubscribes the survivor.
+        contact_id = await resolve_merged(uow, contact_id)
         found = (await uow.session.execute(text(
             "UPDATE contacts SET unsubscribed_at = coalesce(unsubscribed_at, :now) "
             "WHERE id = :c RETURNING id"), {"c": contact_id, "now": now})).scalar()

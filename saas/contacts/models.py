@@ -19,7 +19,9 @@ class Company(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     name: Mapped[str]
     domain: Mapped[str | None]
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class Contact(Base):
@@ -35,4 +37,6 @@ class Contact(Base):
     phone: Mapped[str | None]
     company_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     unsubscribed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -14,18 +14,24 @@ from tenants.scopes import Scope
 from tenants.service import validate_email
 
 
-def _name(name: str) -> str:
+def check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("name must be 1-200 characters", field="name")
     return name
 
 
+def check_phone(phone: str) -> str:
+    if len(phone) > 40 or not any(ch.isdigit() for ch in phone):
+        raise ValidationFailed("not a valid phone number", field="phone")
+    return phone
+
+
 async def create_company(
     *, uow: UnitOfWork, principal: Principal, name: str, domain: str | None
 ) -> Company:
     principal.require(Scope.CONTACTS_WRITE)
-    company = Company(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=_name(name),
+    company = Company(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=check_name(name),
                       domain=(domain or "").strip().lower() or None)
     uow.session.add(company)
     await uow.session.flush()
@@ -40,9 +46,9 @@ async def create_contact(
     if company_id is not None and await uow.session.get(
             Company, (principal.tenant_id, company_id)) is None:
         raise NotFound("company not found", field="companyId")
-    if phone is not None and (len(phone) > 40 or not any(ch.isdigit() for ch in phone)):
-        raise ValidationFailed("not a valid phone number", field="phone")
-    contact = Contact(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=_name(name),
+    if phone is not None:
+        check_phone(phone)
+    contact = Contact(tenant_id=principal.tenant_id, id=uuid.uuid4(), name=check_name(name),
                       email=validate_email(email) if email else None, phone=phone,
                       company_id=company_id)
     uow.session.add(contact)

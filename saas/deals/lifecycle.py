@@ -16,10 +16,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
+from saas.campaigns.service import stop_enrollments
 from saas.db import UnitOfWork
 from saas.deals import events
 from saas.deals.models import Activity, Deal, StageEvent
@@ -53,11 +55,6 @@ async def _bump(uow: UnitOfWork, deal: Deal) -> None:
     await uow.session.refresh(deal)
 
 
-_STOP_ENROLLMENTS = text(
-    "UPDATE campaign_enrollments SET status = 'stopped', stop_reason = 'deal_archived', "
-    "finished_at = now(), next_due_at = NULL WHERE deal_id = :d AND status = 'active'")
-
-
 async def archive(*, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID,
                   expected_version: int | None) -> Deal:
     """Hide the deal everywhere but its history; a `deleted` event tells live boards."""
@@ -69,7 +66,8 @@ async def archive(*, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID,
         raise Conflict("the deal is already archived", field="dealId")
     deal.archived_at = func.now()
     await _bump(uow, deal)
-    await uow.session.execute(_STOP_ENROLLMENTS, {"d": deal.id})
+    await stop_enrollments(uow, where="deal_id = :d", params={"d": deal.id},
+                           reason="deal_archived", now=datetime.now(UTC))
     await events.append(uow, principal=principal, deal=deal, kind="deleted",
                         from_stage_id=deal.stage_id, data={"permanent": False})
     return deal

@@ -56,6 +56,9 @@ class StopReason(enum.Enum):
     CAMPAIGN_PAUSED = "campaign_paused"
     NO_RECIPIENT = "no_recipient"
     DELIVERY_FAILED = "delivery_failed"
+    DEAL_ARCHIVED = "deal_archived"
+    CONTACT_MERGED = "contact_merged"
+    CONTACT_DELETED = "contact_deleted"
 
 
 @strawberry.enum(description="CLAIMED: a worker is about to send; DELIVERING: being handed "

@@ -1,97 +1,36 @@
-"""Types, queries and mutations of companies and contacts."""
+"""Queries and mutations of companies and contacts."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
-
 import strawberry
-from strawberry import relay
 
-from saas.contacts import models
+from saas.contacts import lifecycle
 from saas.contacts import service as contacts
 from saas.errors import LimitExceeded
+from schema.contacts.inputs import (
+    CreateCompanyInput,
+    CreateContactInput,
+    DeleteCompanyInput,
+    DeleteContactInput,
+    MergeCompaniesInput,
+    MergeContactsInput,
+    UpdateCompanyInput,
+    UpdateContactInput,
+)
+from schema.contacts.types import (
+    Company,
+    CompanyPayload,
+    Contact,
+    ContactPayload,
+    DeleteCompanyPayload,
+    DeleteContactPayload,
+)
 from schema.context import Info
-from schema.errors import UserError
-from schema.loaders import by_id
 from schema.mutations import payload
-from schema.nodes import decode_id
+from schema.nodes import decode_id, gid
 from tenants.scopes import Scope
 
 MAX_LIST = 500
-
-
-@strawberry.type
-class Company(relay.Node):
-    id: relay.NodeID[str]
-    name: str
-    domain: str | None
-
-    @classmethod
-    def from_model(cls, m: models.Company) -> Company:
-        return cls(id=str(m.id), name=m.name, domain=m.domain)
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Company | None]:
-        rows = await by_id(info, models.Company).load_many([uuid.UUID(i) for i in node_ids])
-        return [cls.from_model(r) if r else None for r in rows]
-
-
-@strawberry.type
-class Contact(relay.Node):
-    id: relay.NodeID[str]
-    name: str
-    email: str | None
-    phone: str | None
-    company_id: strawberry.Private[uuid.UUID | None]
-    unsubscribed: bool
-
-    @strawberry.field
-    async def company(self, info: Info) -> Company | None:
-        if self.company_id is None:
-            return None
-        row = await by_id(info, models.Company).load(self.company_id)
-        return Company.from_model(row) if row else None
-
-    @classmethod
-    def from_model(cls, m: models.Contact) -> Contact:
-        return cls(id=str(m.id), name=m.name, email=m.email, phone=m.phone,
-                   company_id=m.company_id, unsubscribed=m.unsubscribed_at is not None)
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Contact | None]:
-        rows = await by_id(info, models.Contact).load_many([uuid.UUID(i) for i in node_ids])
-        return [cls.from_model(r) if r else None for r in rows]
-
-
-@strawberry.type
-class CompanyPayload:
-    company: Company | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class ContactPayload:
-    contact: Contact | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class CreateCompanyInput:
-    name: str
-    domain: str | None = None
-
-
-@strawberry.input
-class CreateContactInput:
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    company_id: strawberry.ID | None = None
 
 
 @strawberry.type
@@ -145,3 +84,100 @@ class ContactsMutation:
             return ContactPayload(contact=Contact.from_model(contact))
 
         return await payload(ContactPayload, act)
+
+    @strawberry.mutation(description="Change a contact's name, e-mail, phone or company.")
+    async def update_contact(self, info: Info, input: UpdateContactInput) -> ContactPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> ContactPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            contact_id = decode_id(input.contact_id, "Contact", field="contactId")
+            fields = input.fields()
+            async with info.context.uow() as uow:
+                contact = await lifecycle.update_contact(
+                    uow=uow, principal=principal, contact_id=contact_id,
+                    expected_version=input.expected_version, fields=fields)
+            return ContactPayload(contact=Contact.from_model(contact))
+
+        return await payload(ContactPayload, act)
+
+    @strawberry.mutation(description="Delete a contact; its deals stay, without a contact.")
+    async def delete_contact(self, info: Info,
+                             input: DeleteContactInput) -> DeleteContactPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> DeleteContactPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            contact_id = decode_id(input.contact_id, "Contact", field="contactId")
+            async with info.context.uow() as uow:
+                deleted = await lifecycle.delete_contact(
+                    uow=uow, principal=principal, contact_id=contact_id,
+                    expected_version=input.expected_version)
+            return DeleteContactPayload(deleted_contact_id=gid("Contact", deleted))
+
+        return await payload(DeleteContactPayload, act)
+
+    @strawberry.mutation(description="Merge a duplicate contact into the survivor.")
+    async def merge_contacts(self, info: Info, input: MergeContactsInput) -> ContactPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> ContactPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            survivor = decode_id(input.survivor_id, "Contact", field="survivorId")
+            duplicate = decode_id(input.duplicate_id, "Contact", field="duplicateId")
+            async with info.context.uow() as uow:
+                contact = await lifecycle.merge_contacts(
+                    uow=uow, principal=principal, survivor_id=survivor, duplicate_id=duplicate,
+                    survivor_version=input.survivor_version,
+                    duplicate_version=input.duplicate_version)
+            return ContactPayload(contact=Contact.from_model(contact))
+
+        return await payload(ContactPayload, act)
+
+    @strawberry.mutation(description="Change a company's name or domain.")
+    async def update_company(self, info: Info, input: UpdateCompanyInput) -> CompanyPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> CompanyPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            company_id = decode_id(input.company_id, "Company", field="companyId")
+            async with info.context.uow() as uow:
+                company = await lifecycle.update_company(
+                    uow=uow, principal=principal, company_id=company_id,
+                    expected_version=input.expected_version, fields=input.fields())
+            return CompanyPayload(company=Company.from_model(company))
+
+        return await payload(CompanyPayload, act)
+
+    @strawberry.mutation(description="Delete a company; its contacts and deals stay.")
+    async def delete_company(self, info: Info,
+                             input: DeleteCompanyInput) -> DeleteCompanyPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> DeleteCompanyPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            company_id = decode_id(input.company_id, "Company", field="companyId")
+            async with info.context.uow() as uow:
+                deleted = await lifecycle.delete_company(
+                    uow=uow, principal=principal, company_id=company_id,
+                    expected_version=input.expected_version)
+            return DeleteCompanyPayload(deleted_company_id=gid("Company", deleted))
+
+        return await payload(DeleteCompanyPayload, act)
+
+    @strawberry.mutation(description="Merge a duplicate company into the survivor.")
+    async def merge_companies(self, info: Info, input: MergeCompaniesInput) -> CompanyPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> CompanyPayload:
+            principal.require(Scope.CONTACTS_WRITE)
+            survivor = decode_id(input.survivor_id, "Company", field="survivorId")
+            duplicate = decode_id(input.duplicate_id, "Company", field="duplicateId")
+            async with info.context.uow() as uow:
+                company = await lifecycle.merge_companies(
+                    uow=uow, principal=principal, survivor_id=survivor, duplicate_id=duplicate,
+                    survivor_version=input.survivor_version,
+                    duplicate_version=input.duplicate_version)
+            return CompanyPayload(company=Company.from_model(company))
+
+        return await payload(CompanyPayload, act)

@@ -49,7 +49,7 @@ from tenants.scopes import Scope
 def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object], Any]) -> Deal:
     """A board card from its row (a fresh dict of board.load's, updated in place); owners and
     contacts repeat across cards, so each person becomes one object shared by their cards."""
-    from schema.contacts.api import Contact
+    from schema.contacts.types import Contact
 
     owner = None
     if row["owner_id"] is not None:

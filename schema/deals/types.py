@@ -18,7 +18,7 @@ from saas.deals import activities as activity_service
 from saas.deals import events as event_log
 from saas.deals import models
 from saas.pipelines import models as pipeline_models
-from schema.contacts.api import Company, Contact
+from schema.contacts.types import Company, Contact
 from schema.context import Info
 from schema.errors import UserError
 from schema.loaders import by_id

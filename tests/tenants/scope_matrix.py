@@ -53,6 +53,9 @@ EXPECTED: dict[str, Scope | str] = {
     # contacts
     "Query.companies": S.CONTACTS_READ, "Query.contacts": S.CONTACTS_READ,
     "Mutation.createCompany": S.CONTACTS_WRITE, "Mutation.createContact": S.CONTACTS_WRITE,
+    "Mutation.updateContact": S.CONTACTS_WRITE, "Mutation.deleteContact": S.CONTACTS_WRITE,
+    "Mutation.mergeContacts": S.CONTACTS_WRITE, "Mutation.updateCompany": S.CONTACTS_WRITE,
+    "Mutation.deleteCompany": S.CONTACTS_WRITE, "Mutation.mergeCompanies": S.CONTACTS_WRITE,
     # analytics, planning, forecasts
     "Query.pipelineAnalytics": S.ANALYTICS_READ, "Query.staleDeals": S.ANALYTICS_READ,
     "Query.planFact": S.ANALYTICS_READ, "Query.planFactHistory": S.ANALYTICS_READ,
