@@ -37,16 +37,18 @@ from schema.live.api import LiveSubscription
 from schema.nodes import NODE_SCOPES
 from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
+from schema.privacy.api import PrivacyMutation, PrivacyQuery
 from schema.tenants.admin import AdminMutation
 from schema.tenants.audit import AuditQuery
 from schema.tenants.mutations import SessionsMutation
 from schema.tenants.queries import TenantsQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
-                             AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery)
+                             AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
+                             PrivacyQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
                                DealLifecycleMutation, ContactsMutation, AnalyticsMutation,
-                               ForecastingMutation, CampaignsMutation)
+                               ForecastingMutation, CampaignsMutation, PrivacyMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 

@@ -121,22 +121,29 @@ _CONTACT_ENROLLMENTS = ("contact_id = :c OR deal_id IN (SELECT id FROM deals WHE
                         "contact_id = :c)")
 
 
-async def delete_contact(*, uow: UnitOfWork, principal: Principal, contact_id: uuid.UUID,
-                         expected_version: int | None) -> uuid.UUID:
-    """Remove the contact; its deals stay without one (see the module docstring)."""
-    principal.require(Scope.CONTACTS_WRITE)
-    contact: Contact = await _get(uow, Contact, contact_id, "contactId")
-    _check_version(contact, expected_version, "expectedVersion")
+async def remove_contact(uow: UnitOfWork, principal: Principal, contact: Contact, *,
+                         now: datetime) -> int:
+    """Delete the (locked) contact row, keeping its deals unlinked; returns how many."""
     await stop_enrollments(
         uow, where=f"({_CONTACT_ENROLLMENTS}) AND campaign_id IN "
                    "(SELECT id FROM campaigns WHERE recipient = 'contact')",
-        params={"c": contact.id}, reason="contact_deleted", now=datetime.now(UTC))
+        params={"c": contact.id}, reason="contact_deleted", now=now)
     await uow.session.execute(text(
         "UPDATE campaign_enrollments SET contact_id = NULL WHERE contact_id = :c"),
         {"c": contact.id})
     unlinked = await _relink_deals(uow, principal, "contact_id", contact.id, None)
     await uow.session.delete(contact)
     await uow.session.flush()
+    return unlinked
+
+
+async def delete_contact(*, uow: UnitOfWork, principal: Principal, contact_id: uuid.UUID,
+                         expected_version: int | None) -> uuid.UUID:
+    """Remove the contact; its deals stay without one (see the module docstring)."""
+    principal.require(Scope.CONTACTS_WRITE)
+    contact: Contact = await _get(uow, Contact, contact_id, "contactId")
+    _check_version(contact, expected_version, "expectedVersion")
+    unlinked = await remove_contact(uow, principal, contact, now=datetime.now(UTC))
     await audit.record(uow, principal, "contact.deleted", target=("Contact", contact.id),
                        details={"deals_unlinked": unlinked})
     return contact.id

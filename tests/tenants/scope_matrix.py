@@ -68,6 +68,8 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.createCampaign": S.CAMPAIGNS_WRITE, "Mutation.updateCampaign": S.CAMPAIGNS_WRITE,
     "Mutation.pauseCampaign": S.CAMPAIGNS_WRITE, "Mutation.resumeCampaign": S.CAMPAIGNS_WRITE,
     "Mutation.markReplied": S.DEALS_WRITE,  # about the deal: its row rules apply
+    # personal data
+    "Query.exportPersonalData": S.PRIVACY_ADMIN, "Mutation.eraseContact": S.PRIVACY_ADMIN,
 }
 
 # Each Node type's own query: node(id) must need the same scope (test_node_rules.py).

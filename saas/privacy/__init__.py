@@ -1,0 +1,1 @@
+"""Personal data of contacts: erasure everywhere it is stored, and export."""

@@ -1,0 +1,1 @@
+"""The personal-data API: erase and export a person's data."""
