@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import strawberry
+
 from saas.errors import DomainError, Unauthenticated
-from schema.errors import user_error
+from schema.errors import UserError, user_error
 
 P = TypeVar("P")
 
@@ -22,3 +24,9 @@ async def payload(cls: Callable[..., P], action: Callable[[], Awaitable[P]]) -> 
     except DomainError as e:
         kwargs: dict[str, Any] = {"errors": [user_error(e)]}
         return cls(**kwargs)
+
+
+@strawberry.type(description="What a delete mutation removed (null when it failed).")
+class DeletedPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)

@@ -22,11 +22,13 @@ from strawberry.tools import merge_types
 
 from saas.settings import Settings
 from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
+from schema.analytics.targets import TargetsMutation
 from schema.campaigns.api import CampaignsMutation, CampaignsQuery
+from schema.campaigns.lifecycle import CampaignLifecycleMutation
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.context import Info
 from schema.deals.api import DealsMutation, DealsQuery
-from schema.deals.lifecycle import DealLifecycleMutation
+from schema.deals.lifecycle import ActivityLifecycleMutation, DealLifecycleMutation
 from schema.errors import DomainErrors, MutationError, RetryLaterError, VersionConflictError
 from schema.forecasting.api import (
     ForecastingMutation,
@@ -37,18 +39,22 @@ from schema.live.api import LiveSubscription
 from schema.nodes import NODE_SCOPES
 from schema.observability import Observe
 from schema.pipelines.api import PipelinesMutation, PipelinesQuery
+from schema.pipelines.configuration import ConfigurationMutation, ConfigurationQuery
 from schema.privacy.api import PrivacyMutation, PrivacyQuery
 from schema.tenants.admin import AdminMutation
 from schema.tenants.audit import AuditQuery
 from schema.tenants.mutations import SessionsMutation
 from schema.tenants.queries import TenantsQuery
+from schema.tenants.teams import TeamsMutation
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
-                             PrivacyQuery)
+                             PrivacyQuery, ConfigurationQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
                                DealLifecycleMutation, ContactsMutation, AnalyticsMutation,
-                               ForecastingMutation, CampaignsMutation, PrivacyMutation)
+                               ForecastingMutation, CampaignsMutation, PrivacyMutation,
+                               ActivityLifecycleMutation, ConfigurationMutation, TeamsMutation,
+                               CampaignLifecycleMutation, TargetsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 

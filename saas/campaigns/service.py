@@ -250,6 +250,8 @@ async def update_campaign(
     N is when it comes due (documented in docs/campaigns.md)."""
     _require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
+    if c.status == "archived":
+        raise Conflict("the campaign is archived", field="campaignId")
     if expected_version is not None and c.version != expected_version:
         raise VersionConflict(f"the campaign is at version {c.version}; reload and retry",
                               field="expectedVersion", current_version=c.version)
@@ -271,6 +273,8 @@ async def set_status(*, uow: UnitOfWork, principal: Principal, campaign_id: uuid
     enroll again; those who left while paused stay out)."""
     _require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
+    if c.status == "archived":
+        raise Conflict("the campaign is archived", field="campaignId")
     if c.status != status:
         c.status = status
         c.version += 1
@@ -304,7 +308,8 @@ async def stop_enrollments(uow: UnitOfWork, *, where: str, params: dict[str, Any
 
 async def list_campaigns(*, uow: UnitOfWork, limit: int) -> list[CampaignView]:
     rows = list((await uow.session.execute(
-        select(Campaign).order_by(Campaign.name).limit(limit))).scalars())
+        select(Campaign).where(Campaign.status != "archived").order_by(Campaign.name)
+        .limit(limit))).scalars())
     steps = await steps_of(uow, [c.id for c in rows])
     return [CampaignView(c, steps.get(c.id, [])) for c in rows]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -17,6 +18,7 @@ from tenants.principal import Principal
 from tenants.scopes import Scope
 
 KINDS = ("call", "meeting", "email", "task")
+MAX_NOTE = 20000
 
 
 async def create(
@@ -76,3 +78,48 @@ async def next_for_deals(
         .order_by(Activity.deal_id, Activity.due_at, Activity.id)
         .ext(distinct_on(Activity.deal_id)))
     return {a.deal_id: a for a in rows.scalars()}
+
+
+async def _editable(uow: UnitOfWork, principal: Principal, activity_id: uuid.UUID) -> Activity:
+    principal.require(Scope.DEALS_WRITE)
+    activity = (await uow.session.execute(
+        select(Activity).where(Activity.id == activity_id).with_for_update())
+    ).scalar_one_or_none()
+    if activity is None:
+        raise NotFound("activity not found", field="activityId")
+    deal = await get(uow=uow, deal_id=activity.deal_id)
+    await require_edit(uow, principal, deal)
+    check_active(deal)
+    return activity
+
+
+async def update(*, uow: UnitOfWork, principal: Principal, activity_id: uuid.UUID,
+                 fields: dict[str, Any]) -> Activity:
+    """Change the given fields (kind, subject, note, dueAt, doneAt; None clears the optional
+    ones) of an activity on a deal the caller may edit."""
+    activity = await _editable(uow, principal, activity_id)
+    if "kind" in fields and fields["kind"] not in KINDS:
+        raise ValidationFailed("kind must be call, meeting, email or task", field="kind")
+    if "subject" in fields:
+        subject = (fields["subject"] or "").strip()
+        if not subject or len(subject) > 300:
+            raise ValidationFailed("subject must be 1-300 characters", field="subject")
+        fields["subject"] = subject
+    for name, field in (("due_at", "dueAt"), ("done_at", "doneAt")):
+        value = fields.get(name)
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed("times need a time zone offset", field=field)
+    if "note" in fields and fields["note"] is not None and len(fields["note"]) > MAX_NOTE:
+        raise ValidationFailed(f"a note is at most {MAX_NOTE} characters", field="note")
+    for name, value in fields.items():
+        setattr(activity, name, value)
+    await uow.session.flush()
+    await uow.session.refresh(activity)
+    return activity
+
+
+async def delete(*, uow: UnitOfWork, principal: Principal, activity_id: uuid.UUID) -> uuid.UUID:
+    activity = await _editable(uow, principal, activity_id)
+    await uow.session.delete(activity)
+    await uow.session.flush()
+    return activity.id

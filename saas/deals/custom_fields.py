@@ -7,12 +7,12 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from saas.db import UnitOfWork
 from saas.deals.models import CustomFieldDef
-from saas.errors import Conflict, ValidationFailed
+from saas.errors import Conflict, NotFound, ValidationFailed
 from tenants.principal import Principal
 from tenants.scopes import Scope
 
@@ -44,9 +44,66 @@ async def define(
     return definition
 
 
-async def definitions(uow: UnitOfWork) -> dict[str, CustomFieldDef]:
-    rows = await uow.session.execute(select(CustomFieldDef).order_by(CustomFieldDef.key))
+async def definitions(uow: UnitOfWork, *, include_archived: bool = False
+                      ) -> dict[str, CustomFieldDef]:
+    query = select(CustomFieldDef).order_by(CustomFieldDef.key)
+    if not include_archived:
+        query = query.where(CustomFieldDef.archived_at.is_(None))
+    rows = await uow.session.execute(query)
     return {d.key: d for d in rows.scalars()}
+
+
+async def _get(uow: UnitOfWork, key: str) -> CustomFieldDef:
+    found = (await uow.session.execute(
+        select(CustomFieldDef).where(CustomFieldDef.key == key).with_for_update())
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no custom field {key!r}", field="key")
+    return found
+
+
+async def update(*, uow: UnitOfWork, principal: Principal, key: str, label: str | None,
+                 add_choices: list[str] | None, type: str | None,
+                 required: bool | None) -> CustomFieldDef:
+    """Rename a field, add choices, make it (not) required. A type never changes: values
+    stored under the old type would no longer mean what they said."""
+    principal.require(Scope.PIPELINES_WRITE)
+    definition = await _get(uow, key)
+    if type is not None and type != definition.type:
+        raise ValidationFailed(
+            f"a field's type cannot change ({definition.type} -> {type}): deals hold values "
+            "of the current type; define a new field and archive this one", field="type")
+    if label is not None:
+        label = label.strip()
+        if not label or len(label) > 200:
+            raise ValidationFailed("label must be 1-200 characters", field="label")
+        definition.label = label
+    if add_choices:
+        if definition.type != "choice":
+            raise ValidationFailed("only choice fields have choices", field="addChoices")
+        new = [c.strip() for c in add_choices]
+        if any(not c or len(c) > 200 for c in new):
+            raise ValidationFailed("choices are 1-200 characters", field="addChoices")
+        current = list(definition.choices or [])
+        definition.choices = current + [c for c in dict.fromkeys(new) if c not in current]
+    if required is not None:
+        definition.required = required
+    await uow.session.flush()
+    return definition
+
+
+async def set_archived(*, uow: UnitOfWork, principal: Principal, key: str,
+                       archived: bool) -> CustomFieldDef:
+    """Archive (hidden, no new values; deals keep theirs) or restore a field."""
+    principal.require(Scope.PIPELINES_WRITE)
+    definition = await _get(uow, key)
+    if (definition.archived_at is not None) == archived:
+        raise Conflict(f"the field is {'already' if archived else 'not'} archived",
+                       field="key")
+    definition.archived_at = func.now() if archived else None
+    await uow.session.flush()
+    await uow.session.refresh(definition)
+    return definition
 
 
 def _check(definition: CustomFieldDef, value: Any) -> Any:
@@ -73,9 +130,13 @@ async def validate(
 ) -> dict[str, Any]:
     """Merge `values` into `existing`; unknown keys and wrongly typed values are refused.
     A null value removes the field (unless it is required)."""
-    defs = await definitions(uow)
+    every = await definitions(uow, include_archived=True)
+    defs = {k: d for k, d in every.items() if d.archived_at is None}
     merged = dict(existing or {})
     for key, value in values.items():
+        if key in every and key not in defs:
+            raise ValidationFailed(f"custom field {key!r} is archived",
+                                   field=f"customFields.{key}")
         if key not in defs:
             raise ValidationFailed(f"unknown custom field {key!r}", field=f"customFields.{key}")
         if value is None:

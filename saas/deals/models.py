@@ -88,4 +88,5 @@ class CustomFieldDef(Base):
     type: Mapped[str]
     choices: Mapped[list[str] | None] = mapped_column(JSONB)
     required: Mapped[bool] = mapped_column(default=False)
+    archived_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -13,6 +13,7 @@ from saas.deals.models import Deal, StageEvent
 from saas.deals.permissions import require_edit
 from saas.deals.service import check_active, check_version, get
 from saas.errors import InvalidStage, ValidationFailed
+from saas.pipelines import segments
 from saas.pipelines import service as pipelines
 from saas.pipelines.models import Stage
 from tenants.principal import Principal
@@ -111,6 +112,7 @@ async def transfer(
     check_version(deal, expected_version)
     check_active(deal)
     target_pipeline = await pipelines.get_pipeline(uow=uow, pipeline_id=to_pipeline_id)
+    await segments.check_open_for_deals(uow, target_pipeline, "toPipelineId")
     if target_pipeline.id == deal.pipeline_id:
         raise ValidationFailed("the deal is already in this pipeline; use moveDeal",
                                field="toPipelineId")

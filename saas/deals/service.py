@@ -17,6 +17,7 @@ from saas.deals.models import Deal
 from saas.deals.permissions import require_assign, require_edit
 from saas.errors import Conflict, InvalidStage, NotFound, ValidationFailed, VersionConflict
 from saas.money import check_amount, check_currency
+from saas.pipelines import segments
 from saas.pipelines import service as pipelines
 from tenants.models import Tenant, User
 from tenants.principal import Principal
@@ -148,6 +149,7 @@ async def create(
     """A new deal in an open stage of the pipeline (default: the first), with its event."""
     principal.require(Scope.DEALS_WRITE)
     pipeline = await pipelines.get_pipeline(uow=uow, pipeline_id=pipeline_id)
+    await segments.check_open_for_deals(uow, pipeline, "pipelineId")
     stages = await pipelines.list_stages(uow=uow, pipeline_id=pipeline.id)
     if stage_id is None:
         stage = next((s for s in stages if s.kind == "open"), None)

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from saas.db import UnitOfWork
 from saas.errors import Conflict, InvalidStage, NotFound, ValidationFailed
+from saas.pipelines import rules
 from saas.pipelines.models import Pipeline, Segment, Stage
-from saas.pipelines.templates import DEFAULT_STAGES, StageSpec
+from saas.pipelines.templates import StageSpec
 from tenants.principal import Principal
 from tenants.scopes import Scope
 
@@ -20,15 +21,14 @@ KINDS = ("open", "won", "lost")
 MAX_STAGES = 30
 
 
-def _check_spec(spec: StageSpec, field: str) -> None:
+def check_spec(spec: StageSpec, field: str) -> None:
     if not spec.name.strip() or len(spec.name) > 100:
         raise ValidationFailed("stage name must be 1-100 characters", field=f"{field}.name")
     if spec.kind not in KINDS:
         raise ValidationFailed("stage kind must be open, won or lost", field=f"{field}.kind")
     if not Decimal(0) <= spec.probability <= Decimal(1):
         raise ValidationFailed("probability must be between 0 and 1", field=f"{field}.probability")
-    if spec.rotting_days is not None and spec.rotting_days <= 0:
-        raise ValidationFailed("rotting threshold must be positive", field=f"{field}.rottingDays")
+    rules.check_rotting(spec.rotting_days, f"{field}.rottingDays")
 
 
 async def create_segment(
@@ -36,16 +36,19 @@ async def create_segment(
 ) -> tuple[Segment, Pipeline]:
     """A segment with its own pipeline; `stages` None means the default template."""
     principal.require(Scope.PIPELINES_WRITE)
-    specs = list(DEFAULT_STAGES if stages is None else stages)
+    if stages is None:
+        from saas.pipelines.segments import default_template  # it builds on this module
+
+        stages = await default_template(uow)
+    specs = list(stages)
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("segment name must be 1-200 characters", field="name")
     if not specs or len(specs) > MAX_STAGES:
         raise ValidationFailed(f"a pipeline needs 1-{MAX_STAGES} stages", field="stages")
     for i, spec in enumerate(specs):
-        _check_spec(spec, f"stages[{i}]")
-    if not any(s.kind == "open" for s in specs):
-        raise ValidationFailed("a pipeline needs at least one open stage", field="stages")
+        check_spec(spec, f"stages[{i}]")
+    rules.check_new_set([s.kind for s in specs], "stages")
     if len({s.name.strip().lower() for s in specs}) != len(specs):
         raise ValidationFailed("stage names must be unique in a pipeline", field="stages")
     tenant_id = principal.tenant_id
@@ -101,7 +104,7 @@ async def add_stage(
 ) -> Stage:
     """Insert a stage at `position` (default: before the won/lost stages)."""
     principal.require(Scope.PIPELINES_WRITE)
-    _check_spec(spec, "input")
+    check_spec(spec, "input")
     await get_pipeline(uow=uow, pipeline_id=pipeline_id)
     stages = await list_stages(uow=uow, pipeline_id=pipeline_id)
     if len(stages) >= MAX_STAGES:
@@ -111,6 +114,8 @@ async def add_stage(
         position = (stages.index(open_stages[-1]) + 1) if open_stages else 0
     if not 0 <= position <= len(stages):
         raise ValidationFailed(f"position must be 0-{len(stages)}", field="position")
+    kinds = [s.kind for s in stages]
+    rules.check_order([*kinds[:position], spec.kind, *kinds[position:]], "position")
     stage = Stage(tenant_id=principal.tenant_id, id=uuid.uuid4(), pipeline_id=pipeline_id,
                   name=spec.name.strip(), position=position, kind=spec.kind,
                   probability=spec.probability, rotting_days=spec.rotting_days)
@@ -136,9 +141,10 @@ async def update_stage(
         name=name if name is not None else stage.name,
         kind=stage.kind,
         probability=probability if probability is not None else stage.probability,
-        rotting_days=None if clear_rotting else (rotting_days or stage.rotting_days),
+        rotting_days=None if clear_rotting else (
+            rotting_days if rotting_days is not None else stage.rotting_days),
     )
-    _check_spec(spec, "input")
+    check_spec(spec, "input")
     try:
         async with uow.session.begin_nested():
             stage.name, stage.probability = spec.name.strip(), spec.probability
@@ -162,6 +168,7 @@ async def reorder_stages(
         raise InvalidStage("list every active stage of the pipeline exactly once",
                            field="stageIds")
     ordered = [by_id[i] for i in stage_ids]
+    rules.check_order([s.kind for s in ordered], "stageIds")
     await _renumber(uow, ordered)
     return ordered
 
@@ -172,9 +179,12 @@ async def _renumber(uow: UnitOfWork, ordered: Sequence[Stage]) -> None:
     await uow.session.flush()
 
 
-async def _deal_count(uow: UnitOfWork, stage_id: uuid.UUID) -> int:
+async def _deal_count(uow: UnitOfWork, stage_id: uuid.UUID, *, archived: bool = True) -> int:
+    """Deals in the stage (with archived ones unless `archived` is False)."""
+    only_active = "" if archived else " AND archived_at IS NULL"
     return int((await uow.session.execute(
-        text("SELECT count(*) FROM deals WHERE stage_id = :s"), {"s": stage_id})).scalar_one())
+        text(f"SELECT count(*) FROM deals WHERE stage_id = :s{only_active}"),
+        {"s": stage_id})).scalar_one())
 
 
 async def archive_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid.UUID) -> Stage:
@@ -183,12 +193,11 @@ async def archive_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid
     stage = await get_stage(uow=uow, stage_id=stage_id)
     if stage.archived_at is not None:
         return stage
-    if (count := await _deal_count(uow, stage_id)) > 0:
+    if (count := await _deal_count(uow, stage_id, archived=False)) > 0:
         raise Conflict(f"the stage still holds {count} deal(s); move them first", field="stageId")
     remaining = [s for s in await list_stages(uow=uow, pipeline_id=stage.pipeline_id)
                  if s.id != stage.id]
-    if not any(s.kind == "open" for s in remaining):
-        raise Conflict("a pipeline must keep at least one open stage", field="stageId")
+    rules.check_remaining([s.kind for s in remaining], "stageId")
     await uow.session.execute(
         update(Stage).where(Stage.tenant_id == stage.tenant_id, Stage.id == stage_id)
         .values(archived_at=func.now()))
@@ -211,15 +220,16 @@ async def delete_stage(*, uow: UnitOfWork, principal: Principal, stage_id: uuid.
         raise Conflict("the stage appears in deal history: archive it instead", field="stageId")
     remaining = [s for s in await list_stages(uow=uow, pipeline_id=stage.pipeline_id)
                  if s.id != stage.id]
-    if not any(s.kind == "open" for s in remaining):
-        raise Conflict("a pipeline must keep at least one open stage", field="stageId")
+    rules.check_remaining([s.kind for s in remaining], "stageId")
     await uow.session.delete(stage)
     await uow.session.flush()
     await _renumber(uow, remaining)
 
 
-async def list_segments(*, uow: UnitOfWork) -> list[tuple[Segment, Pipeline]]:
-    rows = await uow.session.execute(
-        select(Segment, Pipeline).join(Pipeline, Pipeline.segment_id == Segment.id)
-        .where(Segment.archived_at.is_(None)).order_by(Segment.created_at, Segment.name))
+async def list_segments(*, uow: UnitOfWork, include_archived: bool = False
+                        ) -> list[tuple[Segment, Pipeline]]:
+    query = select(Segment, Pipeline).join(Pipeline, Pipeline.segment_id == Segment.id)
+    if not include_archived:
+        query = query.where(Segment.archived_at.is_(None))
+    rows = await uow.session.execute(query.order_by(Segment.created_at, Segment.name))
     return [(s, p) for s, p in rows]

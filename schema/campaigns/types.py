@@ -37,6 +37,7 @@ class CampaignRecipient(enum.Enum):
 class CampaignStatus(enum.Enum):
     ACTIVE = "active"
     PAUSED = "paused"
+    ARCHIVED = "archived"
 
 
 @strawberry.enum

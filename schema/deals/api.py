@@ -147,8 +147,7 @@ class DealsQuery:
         info.context.require(Scope.DEALS_READ)
         async with info.context.uow() as uow:
             defs = await custom_fields.definitions(uow)
-        return [CustomFieldDefinition(key=d.key, label=d.label, type=d.type, choices=d.choices,
-                                      required=d.required) for d in defs.values()]
+        return [CustomFieldDefinition.from_model(d) for d in defs.values()]
 
 
 @strawberry.type
@@ -267,7 +266,6 @@ class DealsMutation:
                 d = await custom_fields.define(uow=uow, principal=principal, key=input.key,
                                                label=input.label, type=input.type,
                                                choices=input.choices, required=input.required)
-            return CustomFieldPayload(field=CustomFieldDefinition(
-                key=d.key, label=d.label, type=d.type, choices=d.choices, required=d.required))
+            return CustomFieldPayload(field=CustomFieldDefinition.from_model(d))
 
         return await payload(CustomFieldPayload, act)

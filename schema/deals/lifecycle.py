@@ -1,10 +1,14 @@
-"""Mutations of a deal's lifecycle: archive, restore, permanent delete, bulk update."""
+"""Mutations of a deal's lifecycle (archive, restore, permanent delete, bulk update) and of
+its activities after creation (update, delete)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import strawberry
 
-from saas.deals import lifecycle
+from saas.deals import activities, lifecycle
 from saas.errors import LimitExceeded
 from schema.context import Info
 from schema.deals.inputs import (
@@ -13,8 +17,16 @@ from schema.deals.inputs import (
     DeleteDealInput,
     RestoreDealInput,
 )
-from schema.deals.types import BulkUpdateDealsPayload, Deal, DealPayload, DeleteDealPayload
-from schema.mutations import payload
+from schema.deals.types import (
+    Activity,
+    ActivityKind,
+    ActivityPayload,
+    BulkUpdateDealsPayload,
+    Deal,
+    DealPayload,
+    DeleteDealPayload,
+)
+from schema.mutations import DeletedPayload, payload
 from schema.nodes import decode_id, gid
 from tenants.scopes import Scope
 
@@ -90,3 +102,60 @@ class DealLifecycleMutation:
             return BulkUpdateDealsPayload(deals=[Deal.from_model(d) for d in deals])
 
         return await payload(BulkUpdateDealsPayload, act)
+
+
+@strawberry.input(description="Only the fields given change; null clears note, dueAt, doneAt.")
+class UpdateActivityInput:
+    activity_id: strawberry.ID
+    kind: ActivityKind | None = strawberry.UNSET
+    subject: str | None = strawberry.UNSET
+    note: str | None = strawberry.UNSET
+    due_at: datetime | None = strawberry.UNSET
+    done_at: datetime | None = strawberry.UNSET
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("subject", "note", "due_at", "done_at"):
+            value = getattr(self, name)
+            if value is not strawberry.UNSET:
+                out[name] = value
+        if self.kind is not strawberry.UNSET:
+            out["kind"] = self.kind.value if self.kind else None
+        return out
+
+
+@strawberry.input
+class DeleteActivityInput:
+    activity_id: strawberry.ID
+
+
+@strawberry.type
+class ActivityLifecycleMutation:
+    @strawberry.mutation
+    async def update_activity(self, info: Info, input: UpdateActivityInput) -> ActivityPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> ActivityPayload:
+            principal.require(Scope.DEALS_WRITE)
+            activity_id = decode_id(input.activity_id, "Activity", field="activityId")
+            async with info.context.uow() as uow:
+                activity = await activities.update(uow=uow, principal=principal,
+                                                   activity_id=activity_id,
+                                                   fields=input.fields())
+            return ActivityPayload(activity=Activity.from_model(activity))
+
+        return await payload(ActivityPayload, act)
+
+    @strawberry.mutation
+    async def delete_activity(self, info: Info, input: DeleteActivityInput) -> DeletedPayload:
+        principal = info.context.require_principal()
+
+        async def act() -> DeletedPayload:
+            principal.require(Scope.DEALS_WRITE)
+            activity_id = decode_id(input.activity_id, "Activity", field="activityId")
+            async with info.context.uow() as uow:
+                gone = await activities.delete(uow=uow, principal=principal,
+                                               activity_id=activity_id)
+            return DeletedPayload(deleted_id=gid("Activity", gone))
+
+        return await payload(DeletedPayload, act)

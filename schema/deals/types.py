@@ -348,6 +348,12 @@ class CustomFieldDefinition:
     type: str
     choices: list[str] | None
     required: bool
+    archived_at: datetime | None = None
+
+    @classmethod
+    def from_model(cls, d: models.CustomFieldDef) -> CustomFieldDefinition:
+        return cls(key=d.key, label=d.label, type=d.type, choices=d.choices,
+                   required=d.required, archived_at=d.archived_at)
 
 
 @strawberry.type

@@ -46,7 +46,8 @@ async def world(tenants: TenantFactory) -> dict[str, Any]:
     admin = a.admin_caller
     pipeline = await default_pipeline(admin)
     other = (await admin.ok(CREATE_SEGMENT, name="SMB", stages=[
-        {"name": "Open", "probability": "0.5"}, {"name": "Won", "kind": "WON", "probability": "1"}
+        {"name": "Open", "probability": "0.5"}, {"name": "Won", "kind": "WON", "probability": "1"},
+        {"name": "Gone", "kind": "LOST", "probability": "0"}
     ]))["createSegment"]["segment"]["pipeline"]
     await admin.ok(FIELD, input={"key": "seats", "label": "Seats", "type": "number"})
     deal = await create_deal(admin, pipeline["id"], "Target deal", amount="100")

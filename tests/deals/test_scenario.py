@@ -94,7 +94,8 @@ async def test_transfer_to_another_segment_maps_or_asks_for_the_stage(
     default = await default_pipeline(admin)
     smb = (await admin.ok(CREATE_SEGMENT, name="SMB", stages=[
         {"name": "Proposal", "probability": "0.3"}, {"name": "Paid", "kind": "WON",
-                                                     "probability": "1"}]))
+                                                     "probability": "1"},
+        {"name": "Gone", "kind": "LOST", "probability": "0"}]))
     smb_pipeline = smb["createSegment"]["segment"]["pipeline"]
     deal = await create_deal(admin, default["id"], "Moving on")
     transfer = """

@@ -119,12 +119,15 @@ async def test_a_failing_forecast_is_marked_failed_and_others_complete(
     admin = t.admin_caller
     good = await default_pipeline(admin)
     broken = (await admin.ok("""mutation { createSegment(input: {name: "Broken", stages: [
-      {name: "Only"}]}) { segment { pipeline { id } } } }"""))["createSegment"]["segment"]["pipeline"]
+      {name: "Only"}, {name: "Won", kind: WON, probability: "1"},
+      {name: "Lost", kind: LOST, probability: "0"}]}) { segment { pipeline { id } } } }"""
+    ))["createSegment"]["segment"]["pipeline"]
     bad = (await admin.ok(REQUEST, p=broken["id"], h=1))["requestForecast"]["forecast"]["id"]
     ok = (await admin.ok(REQUEST, p=good["id"], h=1))["requestForecast"]["forecast"]["id"]
     # Corrupt configuration the API cannot produce: the pipeline's only open stage turns won.
     await owner_conn.execute(
-        "UPDATE stages SET kind = 'won' WHERE tenant_id = $1 AND pipeline_id = $2",
+        "UPDATE stages SET kind = 'won' WHERE tenant_id = $1 AND pipeline_id = $2 "
+        "AND kind = 'open'",
         t.id, raw_id(broken["id"]))
 
     await run_burst_worker(settings, db)

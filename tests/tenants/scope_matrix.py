@@ -41,6 +41,14 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.updateStage": S.PIPELINES_WRITE, "Mutation.reorderStages": S.PIPELINES_WRITE,
     "Mutation.archiveStage": S.PIPELINES_WRITE, "Mutation.deleteStage": S.PIPELINES_WRITE,
     "Mutation.defineCustomField": S.PIPELINES_WRITE,
+    "Query.defaultStageTemplate": S.DEALS_READ,
+    "Mutation.updateSegment": S.PIPELINES_WRITE, "Mutation.archiveSegment": S.PIPELINES_WRITE,
+    "Mutation.restoreSegment": S.PIPELINES_WRITE,
+    "Mutation.setDefaultStageTemplate": S.PIPELINES_WRITE,
+    "Mutation.updateCustomField": S.PIPELINES_WRITE,
+    "Mutation.archiveCustomField": S.PIPELINES_WRITE,
+    "Mutation.restoreCustomField": S.PIPELINES_WRITE,
+    "Mutation.renameTeam": S.USERS_ADMIN, "Mutation.deleteTeam": S.USERS_ADMIN,
     # deals
     "Query.board": S.DEALS_READ, "Query.deals": S.DEALS_READ, "Query.stageEvents": S.DEALS_READ,
     "Mutation.createDeal": S.DEALS_WRITE, "Mutation.updateDeal": S.DEALS_WRITE,
@@ -48,6 +56,7 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.createActivity": S.DEALS_WRITE, "Mutation.completeActivity": S.DEALS_WRITE,
     "Mutation.archiveDeal": S.DEALS_WRITE, "Mutation.restoreDeal": S.DEALS_WRITE,
     "Mutation.bulkUpdateDeals": S.DEALS_WRITE,
+    "Mutation.updateActivity": S.DEALS_WRITE, "Mutation.deleteActivity": S.DEALS_WRITE,
     "Mutation.deleteDeal": S.PRIVACY_ADMIN,  # permanent: an admin-only data-governance act
     "Subscription.boardEvents": S.DEALS_READ, "Subscription.dealEvents": S.DEALS_READ,
     # contacts
@@ -61,12 +70,13 @@ EXPECTED: dict[str, Scope | str] = {
     "Query.planFact": S.ANALYTICS_READ, "Query.planFactHistory": S.ANALYTICS_READ,
     "Query.forecasts": S.ANALYTICS_READ, "Query.forecastAccuracy": S.ANALYTICS_READ,
     "Subscription.forecastUpdated": S.ANALYTICS_READ,
-    "Mutation.setTarget": S.TARGETS_WRITE, "Mutation.requestForecast": S.FORECASTS_WRITE,
+    "Mutation.setTarget": S.TARGETS_WRITE, "Mutation.deleteTarget": S.TARGETS_WRITE, "Mutation.requestForecast": S.FORECASTS_WRITE,
     # campaigns
     "Query.campaigns": S.CAMPAIGNS_READ, "Query.campaign": S.CAMPAIGNS_READ,
     "Query.campaignEnrollments": S.CAMPAIGNS_READ,
     "Mutation.createCampaign": S.CAMPAIGNS_WRITE, "Mutation.updateCampaign": S.CAMPAIGNS_WRITE,
     "Mutation.pauseCampaign": S.CAMPAIGNS_WRITE, "Mutation.resumeCampaign": S.CAMPAIGNS_WRITE,
+    "Mutation.archiveCampaign": S.CAMPAIGNS_WRITE, "Mutation.deleteCampaign": S.CAMPAIGNS_WRITE,
     "Mutation.markReplied": S.DEALS_WRITE,  # about the deal: its row rules apply
     # personal data
     "Query.exportPersonalData": S.PRIVACY_ADMIN, "Mutation.eraseContact": S.PRIVACY_ADMIN,
