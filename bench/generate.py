@@ -45,6 +45,8 @@ import asyncpg
 import numpy as np
 
 from bench.common import DEFAULT_DB, dsn, ensure_database, write_result
+from saas.demo import history
+from saas.demo.history import LOST_REASONS
 from saas.pipelines.templates import DEFAULT_SEGMENT, DEFAULT_STAGES
 
 FULL_DEALS = 1_000_000
@@ -52,8 +54,8 @@ EVENTS_PER_DEAL = 10.0
 HISTORY_DAYS = 730
 LARGE_SHARE = 0.10  # of all deals, per large tenant
 BOARD_SHARE = 0.002  # tenant 0
-OPEN, CLOSING, RETENTION, LOST = (0, 1, 2, 3, 4), 5, 6, 7
-LOST_REASONS = ("price", "timing", "competitor", "no budget", "no decision", "went silent")
+LOST = 7
+LAYOUT = history.Layout.of([s.kind for s in DEFAULT_STAGES])
 META_DDL = """
 CREATE SCHEMA IF NOT EXISTS bench_meta;
 CREATE TABLE IF NOT EXISTS bench_meta.params (key text PRIMARY KEY, value jsonb NOT NULL);
@@ -144,72 +146,15 @@ def simulate(p: TenantPlan, seed: int, end: datetime) -> TenantData:
     contacts = [(tenant_id, c, f"Contact {k}", f"contact{k}@{slug}.test")
                 for k, c in enumerate(contact_ids)]
 
-    # Deals: creation time uniform over the history; older deals have more events.
+    # Deals and their histories: saas/demo/history.py, shared with the demo tenant.
     deal_ids = _uuids(rng, D)
-    age = rng.uniform(0.02, 1.0, D)  # fraction of the history
-    t0 = end_s - age * HISTORY_DAYS * 86400
-    n_ev = np.minimum(1 + rng.poisson(2 * (EVENTS_PER_DEAL - 1) * age), 60).astype(np.int64)
-    E = int(n_ev.sum())
-    starts = np.concatenate(([0], np.cumsum(n_ev)[:-1]))
-    ev_deal = np.repeat(np.arange(D), n_ev)
-    ev_step = np.arange(E) - starts[ev_deal]
-    # Times: exponential gaps, squeezed into [t0, end) per deal, strictly increasing.
-    gaps = rng.exponential(12 * 86400, E)
-    gaps[starts] = 0.0
-    cum = np.cumsum(gaps)
-    cum -= cum[starts][ev_deal]
-    last = cum[starts + n_ev - 1]
-    room = end_s - t0 - 3600 - n_ev  # keep a second between events, an hour before `end`
-    factor = np.where(last > room, room / np.maximum(last, 1.0), 1.0)
-    times = t0[ev_deal] + cum * factor[ev_deal] + ev_step
-
-    # The walk on the 8 stages, one step for all live deals at a time.
-    to_stage = np.empty(E, dtype=np.int64)
-    from_stage = np.full(E, -1, dtype=np.int64)
-    kind = np.empty(E, dtype=np.int64)  # index into KINDS
-    cur = rng.choice(3, D, p=[0.7, 0.2, 0.1])
-    to_stage[starts] = cur
-    kind[starts] = 0
-    reason_pick = rng.integers(0, len(LOST_REASONS), E)
-    for k in range(1, int(n_ev.max())):
-        live = np.nonzero(n_ev > k)[0]
-        idx = starts[live] + k
-        c = cur[live]
-        r = rng.random(live.size)
-        new = c.copy()
-        is_open = c <= 4
-        fwd = is_open & (r < 0.40)
-        back = is_open & (c > 0) & (r >= 0.40) & (r < 0.50)
-        lose = is_open & (r >= 0.50) & (r < 0.60)
-        new[fwd] = c[fwd] + 1
-        new[back] = c[back] - 1
-        new[lose] = LOST
-        cl = c == CLOSING
-        new[cl & (r < 0.25)] = RETENTION
-        new[cl & (r >= 0.25) & (r < 0.35)] = 4
-        new[(c == RETENTION) & (r < 0.10)] = CLOSING
-        lo = c == LOST
-        reopen = lo & (r < 0.45)
-        new[reopen] = rng.integers(0, 4, int(reopen.sum()))
-        kk = np.full(live.size, 1)  # moved
-        kk[new == c] = 4  # updated
-        kk[(new == LOST) & (c != LOST)] = 2  # lost
-        kk[reopen] = 3  # reopened
-        to_stage[idx], from_stage[idx], kind[idx] = new, c, kk
-        cur[live] = new
-
-    # Per-tenant seq in time order.
-    order = np.argsort(times, kind="stable")
-    seq = np.empty(E, dtype=np.int64)
-    seq[order] = np.arange(1, E + 1)
-
+    h = history.simulate(rng, D, end_s=end_s, history_days=HISTORY_DAYS,
+                         events_per_deal=EVENTS_PER_DEAL, layout=LAYOUT)
+    n_ev, starts, ev_deal, times, E = h.n_ev, h.starts, h.ev_deal, h.times, h.n_events
+    to_stage, from_stage, kind, cur, seq = h.to_stage, h.from_stage, h.kind, h.stage, h.seq
     last_ev = starts + n_ev - 1
-    changed = kind != 4
-    # Time each deal entered its current stage: its last non-update event.
-    change_idx = np.where(changed, np.arange(E), -1)
-    entered = np.maximum.reduceat(change_idx, starts)
+    entered, last_reason, reason_pick = h.entered, h.last_lost, h.reason
     lost_reason_ev = np.where(kind == 2, reason_pick, -1)
-    last_reason = np.maximum.reduceat(np.where(kind == 2, np.arange(E), -1), starts)
 
     amounts_int = np.round(rng.lognormal(8.3, 1.0, D) / 10) * 10
     amounts = [Decimal(int(a)) for a in amounts_int]
@@ -240,7 +185,7 @@ def simulate(p: TenantPlan, seed: int, end: datetime) -> TenantData:
 
     stage_obj = np.array([*stage_ids, None], dtype=object)  # -1 -> None
     deal_obj = np.array(deal_ids, dtype=object)
-    kinds = np.array(["created", "moved", "lost", "reopened", "updated"], dtype=object)
+    kinds = np.array(history.KINDS, dtype=object)
     data_json = np.array(["{}", "{}", "{}", "{}", '{"changed": ["amount"]}'], dtype=object)
     reasons = np.array([*LOST_REASONS, None], dtype=object)
     owners = np.array(user_ids, dtype=object)[owner_pick]

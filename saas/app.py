@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -247,8 +248,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.redis.aclose()
             await services.db.dispose()
 
+    routes: list[Route | WebSocketRoute] = []
+    if settings.is_dev and settings.dev_mail_dir:
+        from saas.devserver import mailview
+
+        routes.append(Route("/dev/mail", mailview.endpoint(Path(settings.dev_mail_dir))))
     app = Starlette(
-        routes=[
+        routes=[*routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),

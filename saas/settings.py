@@ -9,7 +9,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-DEV_SECRET = "dev-insecure-secret-change-me"
+# Long enough (>= 32 bytes) that PyJWT does not warn about an HS256 key in development.
+DEV_SECRET = "dev-insecure-secret-change-me-not-for-production"
 
 Environment = Literal["dev", "test", "production"]
 
@@ -81,7 +82,11 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 30.0
     # Campaign email: the From of tenants without a sender_email; links point at the API.
     mail_default_sender: str = "no-reply@localhost"
+    # Where mail recipients reach this API (unsubscribe links); `saas dev` sets it to the
+    # address it serves on unless PUBLIC_BASE_URL is given.
     public_base_url: str = "http://127.0.0.1:8000"
+    # Set by `saas dev` when it runs the mail sink: GET /dev/mail shows what it received.
+    dev_mail_dir: str | None = None
     # The web frontend: invitation and password-reset links point at <APP_BASE_URL>/...
     app_base_url: str = "http://127.0.0.1:3000"
     # A claimed send not handed to SMTP within the lease is re-claimed by another worker.
