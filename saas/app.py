@@ -20,13 +20,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from saas import webapp
 from saas.campaigns import unsubscribe
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
@@ -248,7 +249,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.redis.aclose()
             await services.db.dispose()
 
-    routes: list[Route | WebSocketRoute] = []
+    routes: list[BaseRoute] = list(webapp.routes())
     if settings.is_dev and settings.dev_mail_dir:
         from saas.devserver import mailview
 
