@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -104,6 +105,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     otel_exporter_otlp_endpoint: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        # It goes verbatim into mail headers (List-Unsubscribe): ASCII, no whitespace.
+        if not re.fullmatch(r"https?://[!-~]+", value) or len(value) > 500:
+            raise ValueError("PUBLIC_BASE_URL must be an http(s) URL of printable ASCII "
+                             "characters without spaces")
+        return value.rstrip("/")
 
     @field_validator("allowed_origins", "jwt_algorithms", mode="before")
     @classmethod

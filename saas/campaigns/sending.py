@@ -13,15 +13,17 @@
 
 from __future__ import annotations
 
+import email.policy
+import io
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
 
-from aiosmtplib.email import flatten_message
 from sqlalchemy import text
 
 from saas.campaigns import templates, unsubscribe
@@ -252,10 +254,20 @@ def _message(claim: Claim, now: datetime) -> bytes:
     msg["Message-ID"] = claim.message_id
     msg["X-Campaign-Send"] = f"{claim.enrollment_id}/{claim.step}"
     if claim.unsubscribe_url:
-        msg["List-Unsubscribe"] = f"<{claim.unsubscribe_url}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        # Raw, never folded: a folded or RFC 2047-encoded List-Unsubscribe (what the email
+        # package does to any header line over 78 characters) hides the URL from mail
+        # clients. The URL is ASCII without whitespace (PUBLIC_BASE_URL is checked, the
+        # token is base64url), and RFC 5322 allows lines up to 998 characters.
+        msg.set_raw("List-Unsubscribe", f"<{claim.unsubscribe_url}>")
+        msg.set_raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     msg.set_content(claim.body)
-    return flatten_message(msg, utf8=False, cte_type="7bit")
+    out = io.BytesIO()
+    BytesGenerator(out, policy=_WIRE).flatten(msg)
+    return out.getvalue()
+
+
+# SMTP line endings, 7-bit bodies; headers set raw (above) are written as they are.
+_WIRE = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
 
 
 async def _mark_delivering(db: Database, tenant_id: uuid.UUID, claim: Claim) -> bool:

@@ -285,11 +285,11 @@ async def _campaign(uow: UnitOfWork, admin: Principal, pipeline_id: uuid.UUID) -
             subject="Thanks for your interest, {{ contact.first_name }}",
             body=("Hello {{ contact.first_name }},\n\nthanks for talking to us about "
                   "{{ deal.title }}. {{ owner.name }} will be in touch this week.\n\n"
-                  "-- {{ tenant.name }}\n\nNo more e-mails: {{ unsubscribe_url }}\n")),
+                  "-- {{ tenant.name }}\n")),
             campaigns.StepSpec(
             subject="Any questions about {{ deal.title }}?",
             body=("Hello {{ contact.first_name }},\n\njust checking in.\n\n"
-                  "-- {{ owner.name }}\n\nNo more e-mails: {{ unsubscribe_url }}\n"),
+                  "-- {{ owner.name }}\n"),
             delay_days=3)])
     await campaigns.create(uow=uow, principal=admin, spec=spec)
 
