@@ -33,6 +33,7 @@ from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
 from saas.live.factory import build_hub
 from saas.observability import context as observed
+from saas.observability import tracing
 from saas.observability.access import AccessLog
 from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from saas.settings import Settings, get_settings
@@ -214,6 +215,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; connections open in the lifespan so import has no side effects."""
     settings = settings or get_settings()
     settings.check_secure()
+    if tracing.provider() is None:
+        tracing.configure_from_settings(settings.otel_exporter_otlp_endpoint, "saas-api")
     check_config(settings)  # refuse token settings that cannot verify anything
     engine = create_engine(
         settings.resolved_app_database_url(),
@@ -263,7 +266,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics),
             Route("/unsubscribe/{token}", unsubscribe.endpoint, methods=["GET", "POST"]),
         ],
-        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
+        middleware=[*tracing.middleware(),
+                    Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
                     Middleware(AccessLog)],
         lifespan=lifespan,
     )

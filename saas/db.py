@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from saas.observability import tracing
 from saas.settings import async_url
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -81,6 +82,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10,
         except Exception as e:
             raise exc.DisconnectionError() from e
 
+    tracing.instrument_engine(engine)  # a span per statement when tracing is on
     return engine
 
 

@@ -8,11 +8,15 @@ import orjson
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
+from saas.observability import tracing
 from saas.settings import Settings
 
 
 def serialize(value: Any) -> bytes:
-    """JSON, never pickle: job payloads cross process and version boundaries."""
+    """JSON, never pickle: job payloads cross process and version boundaries. A job being
+    enqueued carries the trace context of its enqueuer (saas/observability/tracing.py)."""
+    if isinstance(value, dict):
+        tracing.inject_job_context(value)
     return orjson.dumps(value)
 
 

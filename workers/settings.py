@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 
 from saas import jobs
 from saas.db import Database, create_engine
+from saas.observability import tracing
 from saas.observability.metrics import measured
 from saas.settings import get_settings
 from workers.campaigns import campaigns_fanout, campaigns_tenant
@@ -21,6 +22,8 @@ from workers.planfact import planfact_fanout, planfact_tenant
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     ctx["settings"] = settings
+    if tracing.provider() is None:
+        tracing.configure_from_settings(settings.otel_exporter_otlp_endpoint, "saas-worker")
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
     ctx["db"] = Database(create_engine(settings.resolved_app_database_url(), pool_size=5))
@@ -30,6 +33,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["db"].dispose()
 
 
+def _job(function: Any) -> Any:
+    return measured(tracing.traced(function))
+
+
 def redis_settings() -> RedisSettings:
     return jobs.redis_settings(get_settings())
 
@@ -37,17 +44,18 @@ def redis_settings() -> RedisSettings:
 class WorkerSettings:
     """Jobs are idempotent and may run more than once; payloads are JSON, never pickle."""
 
-    # Every job is timed and its failures counted (saas_job_* series).
-    functions: list[Any] = [measured(job) for job in (
+    # Each runs in a span continuing the trace that enqueued it (saas/observability/tracing.py)
+    # and is timed, its failures counted (saas_job_* series).
+    functions: list[Any] = [_job(job) for job in (
         planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast,
         campaigns_fanout, campaigns_tenant)]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
-    cron_jobs: list[Any] = [cron(measured(planfact_fanout), weekday=0, hour=12, minute=0,
+    cron_jobs: list[Any] = [cron(_job(planfact_fanout), weekday=0, hour=12, minute=0,
                                  unique=True, run_at_startup=False),
-                          cron(measured(nightly_forecasts), hour=2, minute=0, unique=True,
+                          cron(_job(nightly_forecasts), hour=2, minute=0, unique=True,
                                run_at_startup=False),
                           # Every minute: one campaigns job per tenant (deterministic job id).
-                          cron(measured(campaigns_fanout), second=0, unique=True,
+                          cron(_job(campaigns_fanout), second=0, unique=True,
                                run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown
