@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from asgi_correlation_id import CorrelationIdMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -35,12 +32,14 @@ from saas.live.factory import build_hub
 from saas.observability import context as observed
 from saas.observability import tracing
 from saas.observability.access import AccessLog
-from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from saas.settings import Settings, get_settings
 from schema.context import Context, Services
+from schema.edge import media
+from schema.edge.envelope import Limits
+from schema.edge.http import HTTPEdge
 from schema.live.revocation import Connections
 from schema.live.transport import LiveTransportWSHandler
-from schema.response_cache import RESPONSE_CACHE, ResponseCache
+from schema.response_cache import ResponseCache
 from schema.root import build_schema
 from tenants.credentials import Authenticator
 from tenants.throttle import LoginThrottle
@@ -57,10 +56,11 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.is_dev else None,
-            allow_queries_via_get=False,
+            allow_queries_via_get=True,  # queries only (schema.edge.http)
             keep_alive=True,
             keep_alive_interval=settings.ws_keepalive_seconds,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -69,81 +69,28 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=settings.allowed_origins,
         )
         self.services = services
-        self.cache = (
+        cache = (
             ResponseCache(self.schema._schema, services.db,  # type: ignore[attr-defined]
                           max_entries=settings.board_cache_entries,
                           max_entry_bytes=settings.board_cache_max_entry_bytes,
                           max_bytes=settings.board_cache_max_bytes)
             if settings.board_cache_entries > 0 else None)
+        self.http = HTTPEdge(self, schema.documents, Limits(
+            max_body_bytes=settings.max_body_bytes,
+            body_read_timeout=settings.body_read_timeout_seconds,
+            max_json_depth=settings.max_json_depth,
+            max_list_length=settings.max_input_list_length,
+            max_string_length=settings.max_string_length), cache)
 
     def encode_json(self, data: object) -> bytes:
         """orjson (several times faster than json for a 200-card board); json for what orjson
         refuses (integers beyond 64 bits in a JSON scalar)."""
-        try:
-            return orjson.dumps(data)
-        except TypeError:
-            return json.dumps(data, separators=(",", ":")).encode()
+        return media.encode(data)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if (self.cache is not None and isinstance(request, Request) and context is UNSET
-                and request.method == "POST"
-                and request.headers.get("content-type", "").startswith("application/json")):
-            return await self._run_board_cached(request, self.cache, root_value)
+        if isinstance(request, Request) and context is UNSET:
+            return await self.http.handle(request)  # every HTTP request: schema.edge
         return await super().run(request, context, root_value)
-
-    async def _run_board_cached(self, request: Request, cache: ResponseCache,
-                                root_value: Any) -> Any:
-        """Serve a board query from the response cache when the tenant's board version is
-        unchanged; everything else (and every miss) is GraphQL as usual."""
-        try:
-            data = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return await super().run(request, root_value=root_value)
-        query = data.get("query") if isinstance(data, dict) else None
-        name = data.get("operationName") if isinstance(data, dict) else None
-        variables = data.get("variables") if isinstance(data, dict) else None
-        if (not isinstance(query, str) or not isinstance(name, str | None)
-                or not isinstance(variables, dict | None)
-                or not cache.is_cacheable(query, name)):
-            RESPONSE_CACHE.labels("bypass").inc()
-            return await super().run(request, root_value=root_value)
-        start = time.perf_counter()
-        context = await self.get_context(request, await self.get_sub_response(request))
-        if context.principal is None:  # the usual path reports the authentication error
-            return await super().run(request, context=context, root_value=root_value)
-        tenant_id = context.principal.tenant_id
-        key = cache.key(tenant_id, query, name, variables or {})
-        rendering = None
-        async with cache.enter(tenant_id) as lease:
-            version = await lease.version()
-            body = cache.get(key, version)
-            if body is None and (rendering := cache.inflight(key, version)) is None:
-                RESPONSE_CACHE.labels("miss").inc()
-                cache.lead(key, version)
-                rendered = None
-                try:
-                    # Rendered after the version was read, so its data is at least as new
-                    # as that version (the entry's).
-                    context.pinned_uow = await lease.render()
-                    response = await super().run(request, context=context,
-                                                 root_value=root_value)
-                    if (response.status_code == 200
-                            and isinstance(response.body, bytes | memoryview)
-                            and "errors" not in orjson.loads(response.body)):
-                        rendered = bytes(response.body)
-                finally:
-                    context.pinned_uow = None
-                    cache.finish(key, version, rendered)
-                return response
-        if body is None and rendering is not None:  # another request is rendering it
-            body = await asyncio.shield(rendering)
-            if body is None:  # it failed: answer this one on its own
-                return await super().run(request, context=context, root_value=root_value)
-        RESPONSE_CACHE.labels("hit").inc()
-        label = operation_label(name)
-        observed.operation.set(label)
-        GRAPHQL_DURATION.labels(label, "query").observe(time.perf_counter() - start)
-        return Response(body, media_type="application/json")
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(services=self.services, request=request, response=response)
@@ -211,6 +158,20 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+def cors(settings: Settings) -> list[Middleware]:
+    """Cross-origin browser access for ALLOWED_ORIGINS (the same list the websocket
+    handshake checks); none when it is empty. Credentials are bearer tokens in a header,
+    never cookies, so no `Access-Control-Allow-Credentials`."""
+    if not settings.allowed_origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept", "X-Request-ID",
+                       "Idempotency-Key"],
+        expose_headers=["X-Request-ID", "Retry-After"], max_age=settings.cors_max_age_seconds,
+    )]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; connections open in the lifespan so import has no side effects."""
     settings = settings or get_settings()
@@ -259,7 +220,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route("/dev/mail", mailview.endpoint(Path(settings.dev_mail_dir))))
     app = Starlette(
         routes=[*routes,
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -268,7 +229,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[*tracing.middleware(),
                     Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
-                    Middleware(AccessLog)],
+                    Middleware(AccessLog),
+                    *cors(settings)],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -60,10 +60,21 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(default=3600, ge=60)
     unsubscribe_secret: str = DEV_SECRET
 
+    # Browser origins allowed cross-origin (CORS and websocket handshakes); empty: none,
+    # "*": any. Same-origin pages and non-browser clients are never affected.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_max_age_seconds: int = Field(default=600, ge=0)  # how long browsers cache a preflight
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
-    graphql_max_tokens: int = 4000
+    graphql_max_tokens: int = Field(default=4000, ge=10)
+    # The edge (schema/edge): limits checked before a document is parsed or executed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # 413 beyond this
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)  # whole body, slow clients
+    max_json_depth: int = Field(default=32, ge=2)  # nesting of variables/extensions
+    max_input_list_length: int = Field(default=1000, ge=1)  # any list in variables
+    max_string_length: int = Field(default=20_000, ge=1)  # any String input (fields: less)
+    # Parsed and validated documents of authenticated callers, bounded by estimated bytes.
+    document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     graphql_introspection: bool | None = None  # None: on in dev/test, off in production
     # Rendered board responses per API process, checked against the tenant's board version
     # on every request (schema/response_cache.py); 0 entries turns the cache off.

@@ -61,6 +61,8 @@ class Context:
     # A read transaction the response cache already opened for this request (under the
     # principal's tenant): a cacheable board renders in it instead of opening another.
     pinned_uow: UnitOfWork | None = None
+    # HTTP: the document the edge parsed and validated for this request (schema.edge).
+    document: Any = None
     # Websockets: set when the connection's credential was revoked or expired (the socket
     # is being closed), so no further operation on it runs.
     revoked: Unauthenticated | None = None

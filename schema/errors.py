@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Iterator
 
 import strawberry
+from asgi_correlation_id import correlation_id
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.relay import GlobalID
 
 from saas import errors as domain
-
-log = logging.getLogger("saas.graphql")
 
 
 @strawberry.enum
@@ -86,8 +84,15 @@ class DomainErrors(SchemaExtension):
     @staticmethod
     def _map(error: GraphQLError) -> GraphQLError:
         original = error.original_error
+        while isinstance(original, GraphQLError) and original.original_error is not None:
+            original = original.original_error
         if original is None:  # parse/validation errors are already client-facing
             return error
+        if isinstance(original, GraphQLError):  # an input value refused while coercing
+            return GraphQLError(
+                error.message, error.nodes, error.source, error.positions, error.path,
+                extensions={"code": "BAD_USER_INPUT", **(error.extensions or {})},
+            )
         if isinstance(original, domain.DomainError):
             extensions = {"code": original.code}
             if original.field:
@@ -96,8 +101,9 @@ class DomainErrors(SchemaExtension):
                 original.message, error.nodes, error.source, error.positions, error.path,
                 extensions=extensions,
             )
-        log.error("unexpected error in resolver", exc_info=original)
+        # Logged once with its traceback by schema.edge.logs; the client gets the request
+        # id to quote, nothing of the exception.
         return GraphQLError(
             "internal error", error.nodes, error.source, error.positions, error.path,
-            extensions={"code": "INTERNAL"},
+            extensions={"code": "INTERNAL", "requestId": correlation_id.get()},
         )

@@ -38,14 +38,12 @@ import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
-    GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     TypeInfo,
     TypeInfoVisitor,
     Visitor,
-    parse,
     visit,
 )
 from prometheus_client import Counter
@@ -97,20 +95,12 @@ class _Check(Visitor):
         return None
 
 
-def cacheable(schema: GraphQLSchema, query: str, operation_name: str | None) -> bool:
-    """Is this a single query operation (or the named one) that only selects CACHEABLE
-    fields? Anything unparsable or ambiguous is simply not cacheable (GraphQL reports it)."""
-    try:
-        document: DocumentNode = parse(query, no_location=True)
-    except GraphQLError:
-        return False
-    # Exactly one operation in the document (more: keep it simple, do not cache), a query,
-    # and the one the request names, if it names one.
+def cacheable(schema: GraphQLSchema, document: DocumentNode,
+              operation: OperationDefinitionNode) -> bool:
+    """Is this a document of exactly one operation, a query, that only selects CACHEABLE
+    fields? (The edge already parsed and validated it and picked the operation.)"""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
-        return False
-    name = operations[0].name
-    if operation_name is not None and (name is None or name.value != operation_name):
+    if len(operations) != 1 or operation.operation != OperationType.QUERY:
         return False
     type_info = TypeInfo(schema)
     check = _Check(type_info)
@@ -167,26 +157,26 @@ class ResponseCache:
         self.max_bytes = max_bytes  # all entries' bodies together
         self.size_bytes = 0
         self.max_documents = max_documents
-        self._documents: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        self._documents: OrderedDict[str, bool] = OrderedDict()  # by document digest
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._inflight: dict[tuple[Key, int], asyncio.Future[bytes | None]] = {}
 
-    def is_cacheable(self, query: str, operation_name: str | None) -> bool:
-        doc_key = (query, operation_name)
-        known = self._documents.get(doc_key)
+    def is_cacheable(self, sha256: str, document: DocumentNode,
+                     operation: OperationDefinitionNode) -> bool:
+        known = self._documents.get(sha256)
         if known is None:
-            known = cacheable(self.schema, query, operation_name)
-            self._documents[doc_key] = known
+            known = cacheable(self.schema, document, operation)
+            self._documents[sha256] = known
             if len(self._documents) > self.max_documents:
                 self._documents.popitem(last=False)
         else:
-            self._documents.move_to_end(doc_key)
+            self._documents.move_to_end(sha256)
         return known
 
     @staticmethod
-    def key(tenant_id: uuid.UUID, query: str, operation_name: str | None,
+    def key(tenant_id: uuid.UUID, sha256: str, operation_name: str | None,
             variables: object) -> Key:
-        return (tenant_id, query, operation_name,
+        return (tenant_id, sha256, operation_name,
                 orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
 
     @asynccontextmanager

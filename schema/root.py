@@ -6,19 +6,16 @@ from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from graphql import ASTValidationRule, GraphQLError, specified_rules
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.extensions.base_extension import SchemaExtension
 from strawberry.relay import GlobalID, Node
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from saas.settings import Settings
 from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
@@ -29,6 +26,10 @@ from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.context import Info
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.deals.lifecycle import ActivityLifecycleMutation, DealLifecycleMutation
+from schema.edge import scalars
+from schema.edge.documents import Documents
+from schema.edge.extension import EdgeDocuments
+from schema.edge.logs import log_errors
 from schema.errors import DomainErrors, MutationError, RetryLaterError, VersionConflictError
 from schema.forecasting.api import (
     ForecastingMutation,
@@ -84,34 +85,55 @@ def _node_query() -> type:
     return NodeQuery
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    """One schema per process; production turns introspection and suggestions off."""
-    limit_rules = [
+class Schema(strawberry.Schema):
+    """The schema, with the edge's documents and one log line per error at its level."""
+
+    documents: Documents
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        log_errors(errors)
+
+
+def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """graphql-core's rules, Strawberry's, the depth and alias limits, and no introspection
+    where it is off."""
+    rules: list[type[ASTValidationRule]] = [
+        *specified_rules, MaybeNullValidationRule, OneOfInputValidationRule,
         *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]
-    # Factories, not instances: extensions hold per-request state. The caches live at
-    # module level in strawberry, so they are shared across requests anyway.
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
+def build_schema(settings: Settings) -> Schema:
+    """One schema per process; production turns introspection and suggestions off."""
+    # Factories, not instances: extensions hold per-request state. Parsing, validation and
+    # their caches are the edge's (schema.edge.documents), for HTTP and websockets alike.
+    edge_documents: type[EdgeDocuments] = type("BoundEdgeDocuments", (EdgeDocuments,), {})
     extensions: list[Callable[[], SchemaExtension]] = [
         Observe,  # first, so it sees errors after DomainErrors mapped them
         DomainErrors,
-        # The limiters' rule classes are built once: a new class per request would make
-        # every validation a cache miss (the cache keys on the rules).
-        lambda: AddValidationRules(limit_rules),
-        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
+        edge_documents,
     ]
-    if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection)
     query = merge_types("Query", (_node_query(), *QUERIES))
     mutation = merge_types("Mutation", MUTATIONS)
     subscription = merge_types("Subscription", SUBSCRIPTIONS)
-    return strawberry.Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
         extensions=extensions,
         types=[MutationError, VersionConflictError, RetryLaterError],
+        scalar_overrides=scalars.overrides(),
         config=StrawberryConfig(disable_field_suggestions=not settings.is_dev),
     )
+    schema.documents = Documents(
+        schema._schema, validation_rules(settings), max_tokens=settings.graphql_max_tokens,
+        max_length=settings.max_body_bytes, max_bytes=settings.document_cache_bytes,
+        max_string_length=settings.max_string_length,
+        hide_suggestions=not settings.is_dev)
+    edge_documents.documents = schema.documents
+    return schema

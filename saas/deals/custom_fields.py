@@ -130,6 +130,9 @@ async def validate(
 ) -> dict[str, Any]:
     """Merge `values` into `existing`; unknown keys and wrongly typed values are refused.
     A null value removes the field (unless it is required)."""
+    if not isinstance(values, dict):  # the JSON scalar lets any JSON value through
+        raise ValidationFailed("customFields must be an object of field keys to values",
+                               field="customFields")
     every = await definitions(uow, include_archived=True)
     defs = {k: d for k, d in every.items() if d.archived_at is None}
     merged = dict(existing or {})

@@ -77,7 +77,8 @@ def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object],
 def _cursor(after: str | None) -> int:
     if after is None or after == "":
         return 0
-    if not after.isdigit():
+    # ASCII digits only ("²".isdigit() is true) and within PostgreSQL's bigint.
+    if not (after.isascii() and after.isdigit()) or len(after) > 18:
         raise ValidationFailed("a cursor is the seq of an event", field="after")
     return int(after)
 

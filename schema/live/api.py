@@ -42,7 +42,8 @@ async def errors_mapped(items: AsyncIterator[object]) -> AsyncIterator[object]:
 def _cursor(after: str | None) -> int | None:
     if after is None or after == "":
         return None
-    if not after.isdigit():
+    # ASCII digits only ("²".isdigit() is true) and within PostgreSQL's bigint.
+    if not (after.isascii() and after.isdigit()) or len(after) > 18:
         raise ValidationFailed("a cursor is the seq of an event", field="after")
     return int(after)
 

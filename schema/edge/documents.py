@@ -1,0 +1,190 @@
+"""GraphQL documents: parsed within the token limit, checked cheaply, validated, cached.
+
+The order bounds the work an anonymous client can cause: the source length and tokens are
+limited while lexing; a linear pass refuses shapes that make validation quadratic (the same
+field or fragment repeated many times in one selection set); then full validation. Only
+documents that validated, sent by an authenticated caller, enter the cache, which is an LRU
+bounded by an estimate of the parsed documents' bytes; so distinct junk documents cannot
+grow the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    parse,
+    validate,
+)
+
+# A parsed document costs much more memory than its text (node objects per token); measured
+# with tracemalloc on this schema's documents: ~25-40 bytes per source character.
+BYTES_PER_CHARACTER = 48
+ENTRY_OVERHEAD = 2048
+MAX_REPEATS = 8  # same response name or fragment spread in one selection set
+
+
+class DocumentErrors(Exception):
+    """The document cannot run: `kind` is parse, validation or operation."""
+
+    def __init__(self, kind: str, errors: list[GraphQLError],
+                 node: DocumentNode | None = None) -> None:
+        super().__init__(errors[0].message if errors else kind)
+        self.kind = kind
+        self.errors = errors
+        self.node = node  # the parsed document, when it parsed
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed, validated document and the digest that names it."""
+
+    sha256: str
+    node: DocumentNode
+    size: int
+
+    def operation(self, name: str | None) -> OperationDefinitionNode:
+        """The operation to run: the named one, or the only one (the spec's rule)."""
+        operations = [d for d in self.node.definitions if isinstance(d, OperationDefinitionNode)]
+        if name is None:
+            if len(operations) != 1:
+                raise DocumentErrors("operation", [GraphQLError(
+                    "the document has several operations: say which one to run in "
+                    "'operationName'" if operations else "the document has no operation")])
+            return operations[0]
+        for operation in operations:
+            if operation.name is not None and operation.name.value == name:
+                return operation
+        raise DocumentErrors("operation", [GraphQLError(
+            f"the document has no operation named '{name[:100]}'")])
+
+
+def digest(query: str) -> str:
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Documents:
+    """Parse-and-validate with the limits above; one per schema and process."""
+
+    def __init__(self, schema: GraphQLSchema, rules: Collection[type[ASTValidationRule]], *,
+                 max_tokens: int, max_length: int, max_bytes: int,
+                 hide_suggestions: bool, max_string_length: int = 20_000) -> None:
+        self.schema = schema
+        self.rules = (*rules, string_literals(max_string_length))
+        self.max_tokens = max_tokens
+        self.max_length = max_length
+        self.max_bytes = max_bytes
+        self.hide_suggestions = hide_suggestions
+        self.size_bytes = 0
+        self._cache: OrderedDict[str, Document] = OrderedDict()
+
+    def cached(self, sha256: str) -> Document | None:
+        document = self._cache.get(sha256)
+        if document is not None:
+            self._cache.move_to_end(sha256)
+        return document
+
+    def prepare(self, query: str, *, cache: bool, sha256: str | None = None) -> Document:
+        """The validated document for `query`, or DocumentErrors; cached when `cache`."""
+        key = sha256 or digest(query)
+        document = self.cached(key)
+        if document is not None:
+            return document
+        if len(query) > self.max_length:
+            raise DocumentErrors("parse", [GraphQLError(
+                f"the document is longer than {self.max_length} characters")])
+        try:
+            node = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError as e:
+            raise DocumentErrors("parse", [e]) from None
+        except RecursionError:
+            raise DocumentErrors("parse", [GraphQLError("the document is nested too deeply")]
+                                 ) from None
+        repeated = _repetition(node)
+        if repeated is not None:
+            raise DocumentErrors("validation", [GraphQLError(repeated)], node)
+        errors = validate(self.schema, node, self.rules, max_errors=20,
+                          hide_suggestions=self.hide_suggestions)
+        if errors:
+            raise DocumentErrors("validation", list(errors), node)
+        document = Document(sha256=key, node=node,
+                            size=len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD)
+        if cache:
+            self._remember(document)
+        return document
+
+    def _remember(self, document: Document) -> None:
+        if document.size > self.max_bytes:
+            return
+        self._cache[document.sha256] = document
+        self.size_bytes += document.size
+        while self.size_bytes > self.max_bytes:
+            _, evicted = self._cache.popitem(last=False)
+            self.size_bytes -= evicted.size
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def string_literals(max_length: int) -> type[ASTValidationRule]:
+    """A rule refusing string literals with NUL characters or over `max_length`."""
+
+    class StringLiterals(ASTValidationRule):
+        def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+            if "\x00" in node.value:
+                self.report_error(GraphQLError("strings must not contain NUL characters",
+                                               node))
+            elif len(node.value) > max_length:
+                self.report_error(GraphQLError(
+                    f"a string is longer than {max_length} characters", node))
+
+    return StringLiterals
+
+
+def _repetition(document: DocumentNode) -> str | None:
+    """A message when a selection set repeats a response name or fragment spread more than
+    MAX_REPEATS times (validation's overlap check is quadratic in such repeats)."""
+    sets: list[SelectionSetNode] = []
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            sets.append(definition.selection_set)
+    while sets:
+        names: Counter[str] = Counter()
+        for selection in _flatten(sets.pop()):
+            if isinstance(selection, FieldNode):
+                name = (selection.alias or selection.name).value
+                names[name] += 1
+                if selection.selection_set is not None:
+                    sets.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                names["..." + selection.name.value] += 1
+        for name, count in names.items():
+            if count > MAX_REPEATS:
+                return (f"'{name[:60]}' is selected {count} times in one selection set "
+                        f"(at most {MAX_REPEATS})")
+    return None
+
+
+def _flatten(selection_set: SelectionSetNode) -> Iterable[object]:
+    """Selections of a set with its inline fragments' selections folded in."""
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            else:
+                yield selection

@@ -1,0 +1,205 @@
+"""GraphQL over HTTP: one path decides every request, then GraphQL or the cache answers.
+
+    request -> media type (Accept) -> envelope (method, content type, body cap and timeout,
+    JSON shape) -> credentials -> document (tokens, shape, validation; cached for
+    authenticated callers) -> operation (operationName rules, GET only for queries)
+    -> variables (coerced, each error with its path) -> board cache or execution
+
+Refusals before GraphQL carry their HTTP status (400, 405, 406, 408, 413, 415). A request
+that is well formed but cannot run (parse, validation, variable coercion) is answered 400
+under `application/graphql-response+json` and 200 under `application/json`, without `data`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.http import process_result
+from strawberry.http.temporal_response import TemporalResponse
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+
+from saas.observability import context as observed
+from saas.observability.metrics import GRAPHQL_DURATION, operation_label
+from schema.context import Context
+from schema.edge import media, variables
+from schema.edge.documents import Document, DocumentErrors, Documents
+from schema.edge.envelope import Envelope, Limits, Refusal, from_request
+from schema.response_cache import RESPONSE_CACHE, ResponseCache
+
+if TYPE_CHECKING:
+    from saas.app import GraphQLApp
+
+KIND_CODES = {"parse": "GRAPHQL_PARSE_FAILED", "validation": "GRAPHQL_VALIDATION_FAILED",
+              "operation": "OPERATION_RESOLUTION_FAILURE"}
+ALLOWED = {"GET": frozenset({StrawberryOperationType.QUERY}),
+           "POST": frozenset({StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION})}
+
+
+class HTTPEdge:
+    """The HTTP side of the GraphQL endpoint (websockets stay with Strawberry's view)."""
+
+    def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
+                 cache: ResponseCache | None) -> None:
+        self.view = view
+        self.documents = documents
+        self.limits = limits
+        self.cache = cache
+
+    async def handle(self, request: Request) -> Response:
+        chosen = media.negotiate(request.headers.get("accept"))
+        if chosen is None:
+            return media.respond(media.JSON, 406, media.error_body(
+                f"send 'Accept: {media.GRAPHQL_RESPONSE}' or '{media.JSON}'", "NOT_ACCEPTABLE"))
+        if (request.method == "GET" and self.view.graphql_ide
+                and "query" not in request.query_params
+                and "text/html" in request.headers.get("accept", "")):
+            return await self.view.render_graphql_ide(request)
+        try:
+            envelope = await from_request(request, self.limits)
+            if envelope.query is None:
+                raise Refusal(400, "BAD_REQUEST", "the request has no 'query'")
+        except Refusal as refusal:
+            return self.refuse(chosen, refusal)
+        sub_response = TemporalResponse()
+        context = await self.view.get_context(request, sub_response)
+        return await self.run(request, chosen, envelope, context, sub_response)
+
+    def refuse(self, chosen: str, refusal: Refusal) -> Response:
+        # Bad variable values are coercion failures: the status depends on the media type.
+        status = (media.request_error_status(chosen) if refusal.code == "BAD_USER_INPUT"
+                  else refusal.status)
+        return media.respond(chosen, status,
+                             media.error_body(refusal.message, refusal.code,
+                                              **refusal.extensions), refusal.headers)
+
+    def request_errors(self, chosen: str, errors: list[GraphQLError], code: str,
+                       status: int | None = None,
+                       headers: dict[str, str] | None = None) -> Response:
+        formatted = []
+        for error in errors:
+            item = error.formatted
+            item["extensions"] = {"code": code, **(error.extensions or {})}
+            formatted.append(item)
+        return media.respond(chosen, status or media.request_error_status(chosen),
+                             media.encode({"errors": formatted}), headers)
+
+    async def run(self, request: Request, chosen: str, envelope: Envelope, context: Context,
+                  sub_response: TemporalResponse) -> Response:
+        assert envelope.query is not None
+        try:
+            document = self.documents.prepare(envelope.query,
+                                              cache=context.principal is not None)
+            operation = document.operation(envelope.operation_name)
+        except DocumentErrors as e:
+            return self.request_errors(chosen, e.errors, KIND_CODES[e.kind])
+        if operation.operation == OperationType.SUBSCRIPTION:
+            return self.request_errors(chosen, [GraphQLError(
+                "subscriptions run over the websocket (graphql-transport-ws) at this path")],
+                "OPERATION_NOT_ALLOWED", status=400)
+        if envelope.method == "GET" and operation.operation != OperationType.QUERY:
+            return self.request_errors(chosen, [GraphQLError(
+                "mutations are not allowed over GET: send a POST")],
+                "METHOD_NOT_ALLOWED", status=405, headers={"Allow": "POST"})
+        problems = variables.check(self.documents.schema, operation, envelope.variables,
+                                   hide_suggestions=self.documents.hide_suggestions)
+        if problems:
+            return self.request_errors(chosen, problems, "BAD_USER_INPUT")
+        context.document = document
+        if (self.cache is not None and context.principal is not None
+                and self.cache.is_cacheable(document.sha256, document.node, operation)):
+            return await self.cached(request, chosen, envelope, document, context,
+                                     sub_response)
+        status, body = await self.execute(envelope, operation, context, sub_response)
+        return self.answer(chosen, envelope, context, status, body, sub_response)
+
+    async def execute(self, envelope: Envelope, operation: OperationDefinitionNode,
+                      context: Context, sub_response: TemporalResponse,
+                      ) -> tuple[int | None, dict[str, Any]]:
+        """Run the operation; (None, result) when it ran, (status, errors) when it could not
+        (a request error found only during execution)."""
+        result = await self.view.schema.execute(
+            envelope.query, variable_values=envelope.variables, context_value=context,
+            operation_name=envelope.operation_name,
+            allowed_operation_types=ALLOWED[envelope.method],
+            operation_extensions=envelope.extensions)
+        payload: dict[str, Any] = dict(process_result(result))
+        if result.data is None and result.errors and all(e.path is None
+                                                          for e in result.errors):
+            payload.pop("data", None)  # a request error: the operation never started
+            return 0, payload
+        return None, payload
+
+    def answer(self, chosen: str, envelope: Envelope, context: Context, status: int | None,
+               payload: dict[str, Any], sub_response: TemporalResponse) -> Response:
+        code = (media.request_error_status(chosen) if status == 0
+                else sub_response.status_code or 200)
+        headers = dict(sub_response.headers)
+        if envelope.method == "GET":
+            headers.update(cache_headers(context))
+        return media.respond(chosen, code, media.encode(payload), headers)
+
+    async def cached(self, request: Request, chosen: str, envelope: Envelope,
+                     document: Document, context: Context,
+                     sub_response: TemporalResponse) -> Response:
+        """A board query: from the response cache while the tenant's board version is
+        unchanged; every check above has already passed for this request."""
+        cache = self.cache
+        assert cache is not None and context.principal is not None
+        operation = document.operation(envelope.operation_name)
+        start = time.perf_counter()
+        tenant_id = context.principal.tenant_id
+        key = cache.key(tenant_id, document.sha256, envelope.operation_name,
+                        envelope.variables)
+        rendering = None
+        async with cache.enter(tenant_id) as lease:
+            version = await lease.version()
+            body = cache.get(key, version)
+            if body is None and (rendering := cache.inflight(key, version)) is None:
+                RESPONSE_CACHE.labels("miss").inc()
+                cache.lead(key, version)
+                rendered = None
+                try:
+                    # Rendered after the version was read, so its data is at least as new
+                    # as that version (the entry's).
+                    context.pinned_uow = await lease.render()
+                    status, payload = await self.execute(envelope, operation, context,
+                                                         sub_response)
+                    if status is None and "errors" not in payload:
+                        rendered = media.encode(payload)
+                finally:
+                    context.pinned_uow = None
+                    cache.finish(key, version, rendered)
+                if rendered is not None:
+                    return self.answer_bytes(chosen, envelope, context, rendered)
+                return self.answer(chosen, envelope, context, status, payload, sub_response)
+        if body is None and rendering is not None:  # another request is rendering it
+            body = await asyncio.shield(rendering)
+            if body is None:  # it failed: answer this one on its own
+                status, payload = await self.execute(envelope, operation, context,
+                                                     sub_response)
+                return self.answer(chosen, envelope, context, status, payload, sub_response)
+        assert body is not None
+        RESPONSE_CACHE.labels("hit").inc()
+        label = operation_label(envelope.operation_name)
+        observed.operation.set(label)
+        GRAPHQL_DURATION.labels(label, "query").observe(time.perf_counter() - start)
+        return self.answer_bytes(chosen, envelope, context, body)
+
+    def answer_bytes(self, chosen: str, envelope: Envelope, context: Context,
+                     body: bytes) -> Response:
+        headers = cache_headers(context) if envelope.method == "GET" else {}
+        return media.respond(chosen, 200, body, headers)
+
+
+def cache_headers(context: Context) -> dict[str, str]:
+    """GET answers: a shared cache may keep what is not per caller; nothing else."""
+    if context.principal is None and context.auth_error is None:
+        return {"Cache-Control": "public, max-age=60", "Vary": "Accept, Authorization"}
+    return {"Cache-Control": "private, no-store", "Vary": "Accept, Authorization, X-API-Key"}
+
+
