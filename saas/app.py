@@ -37,8 +37,8 @@ from schema.context import Context, Services
 from schema.edge import media
 from schema.edge.envelope import Limits
 from schema.edge.http import HTTPEdge
+from schema.edge.ws import EdgeWSHandler
 from schema.live.revocation import Connections
-from schema.live.transport import LiveTransportWSHandler
 from schema.response_cache import ResponseCache
 from schema.root import build_schema
 from tenants.credentials import Authenticator
@@ -51,8 +51,9 @@ log = logging.getLogger("saas.app")
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and websocket authentication."""
 
-    # Live events are rendered once per selection and sent as text frames (schema.live).
-    graphql_transport_ws_handler_class = LiveTransportWSHandler
+    # Live events are rendered once per selection and sent as text frames (schema.live);
+    # subscribe messages are checked like HTTP requests and rate-limited (schema.edge.ws).
+    graphql_transport_ws_handler_class = EdgeWSHandler
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
@@ -80,7 +81,7 @@ class GraphQLApp(GraphQL[Context, None]):
             body_read_timeout=settings.body_read_timeout_seconds,
             max_json_depth=settings.max_json_depth,
             max_list_length=settings.max_input_list_length,
-            max_string_length=settings.max_string_length), cache)
+            max_string_length=settings.max_string_length), cache, settings.graphql_max_cost)
 
     def encode_json(self, data: object) -> bytes:
         """orjson (several times faster than json for a 200-card board); json for what orjson

@@ -147,6 +147,7 @@ def cmd_serve(settings: Settings, *, reload: bool = False) -> None:
         loop="uvloop",
         http="httptools",
         **UVICORN_WS_OPTIONS,
+        ws_max_size=settings.ws_max_message_bytes,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
         log_level=settings.log_level.lower(),
         log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = Field(default=4000, ge=10)
+    # Objects one operation may ask for (schema/cost.py): lists multiply by `first`.
+    graphql_max_cost: int = Field(default=20_000, ge=1)
     # The edge (schema/edge): limits checked before a document is parsed or executed.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # 413 beyond this
     body_read_timeout_seconds: float = Field(default=10.0, gt=0)  # whole body, slow clients
@@ -84,6 +86,11 @@ class Settings(BaseSettings):
     ws_connection_init_timeout: float = 10.0
     ws_max_subscriptions: int = 20
     ws_keepalive_seconds: float = 15.0
+    # Per websocket: messages (operations, pings, ...) per second on average and at once,
+    # and the largest frame the server reads (uvicorn's ws_max_size).
+    ws_messages_per_second: float = Field(default=20.0, gt=0)
+    ws_message_burst: float = Field(default=60.0, ge=1)
+    ws_max_message_bytes: int = Field(default=256 * 1024, ge=1024)
     graceful_shutdown_seconds: int = 30
 
     smtp_host: str = "127.0.0.1"

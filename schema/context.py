@@ -63,6 +63,7 @@ class Context:
     pinned_uow: UnitOfWork | None = None
     # HTTP: the document the edge parsed and validated for this request (schema.edge).
     document: Any = None
+    cost: Any = None  # schema.cost.Cost of this request's operation, once known
     # Websockets: set when the connection's credential was revoked or expired (the socket
     # is being closed), so no further operation on it runs.
     revoked: Unauthenticated | None = None

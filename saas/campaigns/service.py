@@ -348,6 +348,27 @@ async def enrollments(*, uow: UnitOfWork, deal_id: uuid.UUID | None = None,
     return list(rows.scalars())
 
 
+async def enrollments_of(*, uow: UnitOfWork, campaign_ids: list[uuid.UUID],
+                         status: str | None, limit: int) -> dict[uuid.UUID, list[Enrollment]]:
+    """The newest `limit` enrollments of each campaign, in one statement (a window per
+    campaign), so a list of campaigns with their enrollments costs the same statements as
+    one campaign."""
+    ranked = select(Enrollment.id, func.row_number().over(
+        partition_by=Enrollment.campaign_id,
+        order_by=(Enrollment.enrolled_at.desc(), Enrollment.id)).label("n")).where(
+        Enrollment.campaign_id.in_(campaign_ids))
+    if status is not None:
+        ranked = ranked.where(Enrollment.status == status)
+    inner = ranked.subquery()
+    rows = await uow.session.execute(
+        select(Enrollment).join(inner, inner.c.id == Enrollment.id).where(inner.c.n <= limit)
+        .order_by(Enrollment.campaign_id, Enrollment.enrolled_at.desc(), Enrollment.id))
+    out: dict[uuid.UUID, list[Enrollment]] = {i: [] for i in campaign_ids}
+    for e in rows.scalars():
+        out[e.campaign_id].append(e)
+    return out
+
+
 async def sends(*, uow: UnitOfWork, enrollment_ids: list[uuid.UUID] | None = None,
                 campaign_id: uuid.UUID | None = None, deal_id: uuid.UUID | None = None,
                 limit: int = 500) -> list[Send]:

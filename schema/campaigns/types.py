@@ -13,6 +13,7 @@ from strawberry import relay
 from saas.campaigns import models
 from saas.campaigns import service as campaigns
 from saas.errors import LimitExceeded, NotFound
+from schema.campaigns import loaders
 from schema.context import Info
 from schema.errors import UserError
 from schema.nodes import gid
@@ -112,8 +113,12 @@ class Campaign(relay.Node):
     @strawberry.field(description="Enrollments in this campaign, newest first.")
     async def enrollments(self, info: Info, first: int = 100,
                           status: EnrollmentStatus | None = None) -> list[CampaignEnrollment]:
-        return await _enrollments(info, campaign_id=uuid.UUID(self.id), first=first,
-                                  status=status)
+        if not 0 < first <= campaigns.MAX_LIST:
+            raise LimitExceeded(f"first must be 1-{campaigns.MAX_LIST}", field="first")
+        loader = loaders.enrollments_by_campaign(info, first=first,
+                                                 status=status.value if status else None)
+        rows = await loader.load(uuid.UUID(self.id))
+        return [CampaignEnrollment.from_model(e, sends) for e, sends in rows]
 
     @classmethod
     def from_view(cls, v: campaigns.CampaignView) -> Campaign:
@@ -187,9 +192,11 @@ class CampaignEnrollment(relay.Node):
 
     @strawberry.field
     async def campaign(self, info: Info) -> Campaign | None:
-        found = await Campaign.resolve_nodes(
-            info=info, node_ids=[relay.GlobalID.from_id(self.campaign_id).node_id])
-        return found[0]
+        campaign_id = uuid.UUID(relay.GlobalID.from_id(self.campaign_id).node_id)
+        row = await loaders.campaigns_by_id(info).load(campaign_id)
+        if row is None:
+            return None
+        return Campaign.from_view(campaigns.CampaignView(*row))
 
     @classmethod
     def from_model(cls, e: models.Enrollment, sends: list[models.Send]) -> CampaignEnrollment:

@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 from saas.observability import context as observed
 from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from schema.context import Context
+from schema.cost import Cost, estimate, fragments_of
 from schema.edge import media, variables
 from schema.edge.documents import Document, DocumentErrors, Documents
 from schema.edge.envelope import Envelope, Limits, Refusal, from_request
@@ -44,8 +45,9 @@ class HTTPEdge:
     """The HTTP side of the GraphQL endpoint (websockets stay with Strawberry's view)."""
 
     def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
-                 cache: ResponseCache | None) -> None:
+                 cache: ResponseCache | None, max_cost: int) -> None:
         self.view = view
+        self.max_cost = max_cost
         self.documents = documents
         self.limits = limits
         self.cache = cache
@@ -109,6 +111,9 @@ class HTTPEdge:
                                    hide_suggestions=self.documents.hide_suggestions)
         if problems:
             return self.request_errors(chosen, problems, "BAD_USER_INPUT")
+        context.cost = cost = self.cost(document, operation, envelope.variables)
+        if cost.exceeded:
+            return self.request_errors(chosen, [cost_error(cost)], "LIMIT_EXCEEDED")
         context.document = document
         if (self.cache is not None and context.principal is not None
                 and self.cache.is_cacheable(document.sha256, document.node, operation)):
@@ -116,6 +121,12 @@ class HTTPEdge:
                                      sub_response)
         status, body = await self.execute(envelope, operation, context, sub_response)
         return self.answer(chosen, envelope, context, status, body, sub_response)
+
+    def cost(self, document: Document, operation: OperationDefinitionNode,
+             values: dict[str, Any]) -> Cost:
+        requested = estimate(self.documents.schema, operation,
+                             fragments_of(document.node.definitions), values)
+        return Cost(requested=requested, limit=self.max_cost)
 
     async def execute(self, envelope: Envelope, operation: OperationDefinitionNode,
                       context: Context, sub_response: TemporalResponse,
@@ -128,6 +139,9 @@ class HTTPEdge:
             allowed_operation_types=ALLOWED[envelope.method],
             operation_extensions=envelope.extensions)
         payload: dict[str, Any] = dict(process_result(result))
+        if context.cost is not None:
+            payload["extensions"] = {**(payload.get("extensions") or {}),
+                                     "cost": context.cost.as_extension()}
         if result.data is None and result.errors and all(e.path is None
                                                           for e in result.errors):
             payload.pop("data", None)  # a request error: the operation never started
@@ -194,6 +208,13 @@ class HTTPEdge:
                      body: bytes) -> Response:
         headers = cache_headers(context) if envelope.method == "GET" else {}
         return media.respond(chosen, 200, body, headers)
+
+
+def cost_error(cost: Cost) -> GraphQLError:
+    return GraphQLError(
+        f"the operation may return {cost.requested} objects, more than the limit of "
+        f"{cost.limit}: ask for fewer (smaller 'first', fewer nested lists)",
+        extensions={"cost": cost.as_extension()})
 
 
 def cache_headers(context: Context) -> dict[str, str]:

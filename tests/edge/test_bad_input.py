@@ -274,4 +274,5 @@ async def test_several_operations_without_a_name_run_none_of_them(
     assert [e["node"]["title"] for e in count["deals"]["edges"]] == ["kept"]
     named = await client.post("/graphql", json={"query": mutation_first, "operationName": "Q"},
                               headers=caller.headers)
-    assert named.json() == {"data": {"deals": {"totalCount": 1}}}
+    assert named.json()["data"] == {"deals": {"totalCount": 1}}
+    assert named.json()["extensions"]["cost"] == {"requested": 1, "limit": 20_000}
