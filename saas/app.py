@@ -81,7 +81,8 @@ class GraphQLApp(GraphQL[Context, None]):
             body_read_timeout=settings.body_read_timeout_seconds,
             max_json_depth=settings.max_json_depth,
             max_list_length=settings.max_input_list_length,
-            max_string_length=settings.max_string_length), cache, settings.graphql_max_cost)
+            max_string_length=settings.max_string_length), cache, settings.graphql_max_cost,
+            settings.request_deadline_seconds)
 
     def encode_json(self, data: object) -> bytes:
         """orjson (several times faster than json for a 200-card board); json for what orjson
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.resolved_app_database_url(),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     services = Services(
         settings=settings,

@@ -53,13 +53,20 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10,
-                  ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> AsyncEngine:
-    """An asyncpg engine whose pool tests connections that were idle (see above)."""
+                  ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+                  statement_timeout_ms: int | None = None) -> AsyncEngine:
+    """An asyncpg engine whose pool tests connections that were idle (see above); with
+    `statement_timeout_ms`, PostgreSQL cancels any statement running longer (the API's
+    requests: no query holds a pooled connection for minutes)."""
+    connect_args: dict[str, Any] = {}
+    if statement_timeout_ms:
+        connect_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         json_deserializer=_json_loads,
+        connect_args=connect_args,
         # Statement cache off would cost a round trip per query; keep asyncpg's default.
     )
 

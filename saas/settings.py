@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = 300
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # The API's limits on one request's work: PostgreSQL cancels a statement after this
+    # long, and the whole request (after its body arrived) is cut off after the deadline.
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    request_deadline_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     worker_metrics_port: int = 0  # >0: the worker serves /metrics on this port

@@ -48,8 +48,8 @@ LIST_SIZES: dict[tuple[str, str], int] = {
     ("PipelineAnalytics", "funnel"): 30, ("PipelineAnalytics", "conversion"): 30,
     ("PipelineAnalytics", "timeInStage"): 30, ("PipelineAnalytics", "bottlenecks"): 30,
     ("Campaign", "steps"): 20, ("Query", "users"): 100, ("Query", "staleDeals"): 100,
-    ("PlanFact", "reps"): 100, ("PlanFact", "teams"): 30, ("Deal", "history"): 50,
-    ("Deal", "activities"): 50,
+    ("PlanFact", "reps"): 100, ("PlanFact", "teams"): 30, ("Deal", "history"): 20,
+    ("Deal", "activities"): 20,
 }
 # Lists inside a connection or page: sized by the field that returned the connection.
 SIZED_BY_PARENT: frozenset[tuple[str, str]] = frozenset({

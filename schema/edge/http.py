@@ -13,10 +13,13 @@ under `application/graphql-response+json` and 200 under `application/json`, with
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.http import process_result
@@ -35,6 +38,9 @@ from schema.response_cache import RESPONSE_CACHE, ResponseCache
 if TYPE_CHECKING:
     from saas.app import GraphQLApp
 
+DISCONNECTS = Counter("saas_graphql_client_gone_total",
+                      "HTTP GraphQL requests whose client went away before the answer (their "
+                      "work was cancelled)")
 KIND_CODES = {"parse": "GRAPHQL_PARSE_FAILED", "validation": "GRAPHQL_VALIDATION_FAILED",
               "operation": "OPERATION_RESOLUTION_FAILURE"}
 ALLOWED = {"GET": frozenset({StrawberryOperationType.QUERY}),
@@ -45,9 +51,10 @@ class HTTPEdge:
     """The HTTP side of the GraphQL endpoint (websockets stay with Strawberry's view)."""
 
     def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
-                 cache: ResponseCache | None, max_cost: int) -> None:
+                 cache: ResponseCache | None, max_cost: int, deadline: float = 30.0) -> None:
         self.view = view
         self.max_cost = max_cost
+        self.deadline = deadline
         self.documents = documents
         self.limits = limits
         self.cache = cache
@@ -69,7 +76,33 @@ class HTTPEdge:
             return self.refuse(chosen, refusal)
         sub_response = TemporalResponse()
         context = await self.view.get_context(request, sub_response)
-        return await self.run(request, chosen, envelope, context, sub_response)
+        return await self.guarded(request, chosen,
+                                  self.run(request, chosen, envelope, context, sub_response))
+
+    async def guarded(self, request: Request, chosen: str,
+                      work: Coroutine[Any, Any, Response]) -> Response:
+        """Run `work` until it is done, the client goes away (its work is cancelled then,
+        database statements included) or the request deadline passes (504)."""
+        ctx = contextvars.copy_context()
+        task = asyncio.get_running_loop().create_task(work, context=ctx)
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            done, _ = await asyncio.wait({task, gone}, timeout=self.deadline,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if task in done:
+            _adopt(ctx)
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # its cleanup, connections back
+        _adopt(ctx)
+        if gone in done:
+            DISCONNECTS.inc()
+            return Response(status_code=499)  # nobody reads it; the access log does
+        return media.respond(chosen, 504, media.error_body(
+            f"the request took longer than {self.deadline:g} s and was stopped",
+            "DEADLINE_EXCEEDED"))
 
     def refuse(self, chosen: str, refusal: Refusal) -> Response:
         # Bad variable values are coercion failures: the status depends on the media type.
@@ -208,6 +241,18 @@ class HTTPEdge:
                      body: bytes) -> Response:
         headers = cache_headers(context) if envelope.method == "GET" else {}
         return media.respond(chosen, 200, body, headers)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the body was read: the next message is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _adopt(ctx: contextvars.Context) -> None:
+    """The request's log fields as the work set them (it ran in its own context)."""
+    observed.operation.set(ctx.get(observed.operation))
+    observed.tenant_id.set(ctx.get(observed.tenant_id))
 
 
 def cost_error(cost: Cost) -> GraphQLError:
