@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 
-export const SOURCES = ["index.html", "package.json", "package-lock.json", "vite.config.js", "hash.mjs", "src"];
+export const SOURCES = ["index.html", "package.json", "package-lock.json", "vite.config.js", "hash.mjs", "vendor.mjs", "src"];
 const root = new URL(".", import.meta.url).pathname;
 
 function files(path) {

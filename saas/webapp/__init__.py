@@ -30,5 +30,13 @@ async def _to_app(request: object) -> Response:
     return RedirectResponse("/app/", status_code=308)
 
 
+CDN = "https://unpkg.com/"
+
+
+def local_graphiql(html: str) -> str:
+    """GraphiQL's HTML pointing at the copies under /app/graphiql/ (same paths as the CDN's)."""
+    return html.replace(CDN, "/app/graphiql/")
+
+
 def routes() -> list[Route | Mount]:
     return [Route("/app", _to_app), Mount("/app", _Files(directory=STATIC, html=True))]

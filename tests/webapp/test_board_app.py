@@ -222,3 +222,24 @@ async def test_funnel_forecast_and_plan_fact_views(
     await page.screenshot(path=output_dir / "planfact.png")
     assert page.errors == []  # type: ignore[attr-defined]
     await page.context.close()
+
+
+async def test_graphiql_works_without_the_internet(
+        browser: Browser, api_server: ApiServer, output_dir: Path) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    outside: list[str] = []
+
+    async def only_local(route: Any) -> None:
+        if route.request.url.startswith(api_server.base) or route.request.url.startswith("data:"):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", only_local)
+    await page.goto(f"{api_server.base}/graphql")
+    await page.wait_for_selector(".graphiql-container .graphiql-query-editor", timeout=20_000)
+    await page.screenshot(path=output_dir / "graphiql.png")
+    assert outside == []
+    await context.close()

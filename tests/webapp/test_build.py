@@ -3,7 +3,9 @@ API serves it at /app (so a fresh clone needs no npm step)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ from tests.conftest import ROOT
 
 WEB = ROOT / "web"
 # The same list and algorithm as web/hash.mjs.
-SOURCES = ("index.html", "package.json", "package-lock.json", "vite.config.js", "hash.mjs", "src")
+SOURCES = ("index.html", "package.json", "package-lock.json", "vite.config.js", "hash.mjs", "vendor.mjs", "src")
 
 
 def source_hash(root: Path) -> str:
@@ -50,3 +52,17 @@ async def test_the_api_serves_the_app(client: httpx.AsyncClient) -> None:
     assert bundle.status_code == 200 and "javascript" in bundle.headers["content-type"]
     assert bundle.content == (STATIC / "assets" / "app.js").read_bytes()
     assert (await client.get("/app/assets/missing.js")).status_code == 404
+
+
+async def test_graphiql_loads_its_assets_from_the_api_not_a_cdn(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert "https://" not in page.text.split("<body>")[0]  # no external asset in the head
+    assets = re.findall(r'(?:src|href)="(/app/graphiql/[^"]+)"\s+integrity="(sha384-[^"]+)"',
+                        page.text)
+    assert len(assets) == 7, assets
+    for url, integrity in assets:
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        digest = base64.b64encode(hashlib.sha384(response.content).digest()).decode()
+        assert integrity == f"sha384-{digest}", url  # the browser's SRI check passes
