@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, Page, WebSocketRoute
 
+from saas.embedded import free_port
+from saas.settings import Settings
 from schema.nodes import decode_id, gid
 from tests.demo.conftest import Demo
 from tests.webapp.conftest import ApiServer, admin_email, board_state, open_app
@@ -243,3 +245,36 @@ async def test_graphiql_works_without_the_internet(
     await page.screenshot(path=output_dir / "graphiql.png")
     assert outside == []
     await context.close()
+
+
+async def test_the_app_on_another_origin_calls_the_api_through_cors(
+        browser: Browser, api_server: ApiServer, demo: Demo, settings: Settings,
+        output_dir: Path) -> None:
+    """The page from http://localhost:P, the API at http://127.0.0.1:Q (`/app/?api=`): allowed
+    by ALLOWED_ORIGINS, the board loads and goes live; without it the browser refuses."""
+    port = free_port()
+    page_origin = f"http://localhost:{port}"
+    api = ApiServer(settings.model_copy(update={"allowed_origins": [page_origin]}), port)
+    api.start()
+    try:
+        page = await open_app(browser, api, demo, admin_email(demo), origin=page_origin,
+                              query=f"?api={api.base}")
+        assert await page.evaluate("location.origin") == page_origin
+        assert len((await board_state(page))["Lead generation"]["cards"]) > 0
+        await page.screenshot(path=output_dir / "cross-origin.png")
+        await page.context.close()
+
+        # The session-wide API allows no other origin: the same page cannot log in there.
+        context = await browser.new_context()
+        refused = await context.new_page()
+        await refused.goto(f"{page_origin}/app/?api={api_server.base}")
+        await refused.fill("input[name=tenant]", demo.slug)
+        await refused.fill("input[name=email]", admin_email(demo))
+        await refused.fill("input[name=password]", "demo-password")
+        await refused.click("button[type=submit]")
+        error = refused.locator("#login-error")
+        await error.filter(has_text="fetch").wait_for()
+        assert await refused.locator("body[data-ready=true]").count() == 0
+        await context.close()
+    finally:
+        api.stop()
