@@ -35,3 +35,27 @@ def check_amount(value: Decimal | str | int | float, *, field: str = "amount") -
     if amount > MAX_AMOUNT or amount.as_tuple().exponent < -2:  # type: ignore[operator]
         raise ValidationFailed("amount must have at most 2 decimals and 16 digits", field=field)
     return amount
+
+# ISO 4217 currencies without minor units (amounts print as whole numbers); every other
+# currency prints two decimals, the precision amounts are stored with (numeric(18, 2)).
+ZERO_DECIMAL = frozenset(
+    "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split())
+RATE_DIGITS = 4  # conversion and win rates, probabilities
+DAYS_DIGITS = 2  # durations in days
+
+
+def minor_units(currency: str) -> int:
+    return 0 if currency.strip() in ZERO_DECIMAL else 2
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """An amount as responses print it: the currency's minor units, rounded half-even."""
+    return Decimal(amount).quantize(Decimal(1).scaleb(-minor_units(currency)))
+
+
+def round_rate(value: float | None) -> float | None:
+    return None if value is None else round(value, RATE_DIGITS)
+
+
+def round_days(value: float | None) -> float | None:
+    return None if value is None else round(value, DAYS_DIGITS)

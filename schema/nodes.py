@@ -26,6 +26,12 @@ NODE_SCOPES: dict[str, Scope] = {
 }
 
 
+@strawberry.type(description="Where a page of a connection ends (Relay).")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
 def global_id(type_name: str, id: uuid.UUID) -> GlobalID:
     return GlobalID(type_name, str(id))
 

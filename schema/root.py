@@ -18,7 +18,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from saas.settings import Settings
-from schema.analytics.api import AnalyticsMutation, AnalyticsQuery
+from schema.analytics.api import AnalyticsQuery
 from schema.analytics.targets import TargetsMutation
 from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.campaigns.lifecycle import CampaignLifecycleMutation
@@ -36,6 +36,7 @@ from schema.forecasting.api import (
     ForecastingQuery,
     ForecastingSubscription,
 )
+from schema.forecasting.planning import PlanningQuery
 from schema.live.api import LiveSubscription
 from schema.nodes import NODE_SCOPES
 from schema.observability import Observe
@@ -50,9 +51,9 @@ from schema.tenants.teams import TeamsMutation
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
-                             PrivacyQuery, ConfigurationQuery)
+                             PrivacyQuery, ConfigurationQuery, PlanningQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
-                               DealLifecycleMutation, ContactsMutation, AnalyticsMutation,
+                               DealLifecycleMutation, ContactsMutation,
                                ForecastingMutation, CampaignsMutation, PrivacyMutation,
                                ActivityLifecycleMutation, ConfigurationMutation, TeamsMutation,
                                CampaignLifecycleMutation, TargetsMutation)

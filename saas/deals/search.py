@@ -37,6 +37,8 @@ class DealFilter:
     close_to: date | None = None
     text: str | None = None
     archived: str = "active"  # active (default), archived, or all
+    contact_ids: list[uuid.UUID] = field(default_factory=list)
+    company_ids: list[uuid.UUID] = field(default_factory=list)
 
 
 ARCHIVED = ("active", "archived", "all")
@@ -58,6 +60,10 @@ def _where(f: DealFilter) -> list[ColumnElement[bool]]:
         clauses.append(Deal.archived_at.is_not(None))
     if f.pipeline_id:
         clauses.append(Deal.pipeline_id == f.pipeline_id)
+    if f.contact_ids:
+        clauses.append(Deal.contact_id.in_(f.contact_ids))
+    if f.company_ids:
+        clauses.append(Deal.company_id.in_(f.company_ids))
     if f.stage_ids:
         clauses.append(Deal.stage_id.in_(f.stage_ids))
     if f.owner_ids:

@@ -45,6 +45,14 @@ _AMOUNTS = f"""
     SELECT coalesce(d.amount, 0)::float8
     FROM (SELECT DISTINCT e.deal_id {_EVENT_FILTER}) n LEFT JOIN deals d ON d.id = n.deal_id
     ORDER BY n.deal_id"""
+# What the weighted-pipeline baseline needs of the same deals: the expected close date (the
+# end of that day, UTC, in POSIX seconds) and the probability override, NaN when unset.
+_BASELINE = f"""
+    SELECT coalesce(extract(epoch FROM (d.expected_close_date + 1)::timestamp
+                            AT TIME ZONE 'UTC')::float8, 'NaN'::float8),
+           coalesce(d.probability_override::float8, 'NaN'::float8)
+    FROM (SELECT DISTINCT e.deal_id {_EVENT_FILTER}) n LEFT JOIN deals d ON d.id = n.deal_id
+    ORDER BY n.deal_id"""
 _NIL = "'00000000-0000-0000-0000-000000000000'::uuid"
 # Every field has a fixed width: NULL owners/teams become the nil UUID plus a flag, and the
 # currency (char(3), so 3 characters, padded as stored: 3 to 12 UTF-8 bytes) becomes its
@@ -201,6 +209,16 @@ async def load_pipeline(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime
             raise ValueError("the pipeline's events changed while they were being read")
     return PipelineData(stage_ids=stages.ids, stages=stages.stages, log=log, deal_keys=keys,
                         amounts=amounts)
+
+
+async def load_close_dates(uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime,
+                           stages: PipelineStages, n_deals: int) -> tuple[np.ndarray, np.ndarray]:
+    """(expected close, probability override) of load_pipeline's deals, in its order."""
+    rows = _fixed_rows(await _copy(uow, _BASELINE, pipeline_id, stages.ids, as_of),
+                       [("close", ">f8"), ("override", ">f8")])
+    if rows.size != n_deals:
+        raise ValueError("the pipeline's events changed while they were being read")
+    return rows["close"].astype(np.float64), rows["override"].astype(np.float64)
 
 
 async def load_open_deals(

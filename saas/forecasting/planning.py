@@ -249,6 +249,8 @@ class BacktestResult:
     actual_won_amount: FloatArray
     predicted_new_deals: FloatArray  # inflow model: rate * h
     actual_new_deals: FloatArray  # creations in (as_of, as_of + h * period]
+    cohort: BoolArray  # per deal of the log: alive (not won) at as_of
+    cohort_stage: IntArray  # the cohort's stages at as_of
 
     @property
     def won_count_error(self) -> FloatArray:
@@ -318,4 +320,6 @@ def backtest(
         actual_won_amount=amount[cohort] @ is_won,
         predicted_new_deals=inflow.rate * np.arange(horizon + 1, dtype=np.float64),
         actual_new_deals=actual_new.astype(np.float64),
+        cohort=cohort,
+        cohort_stage=now[cohort],
     )

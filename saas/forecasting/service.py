@@ -13,10 +13,10 @@ from sqlalchemy import text
 
 from saas.db import Database, UnitOfWork
 from saas.errors import LimitExceeded, NotFound, ValidationFailed
+from saas.forecasting import baseline
 from saas.forecasting import data as loading
 from saas.forecasting.compute import forecast
 from saas.forecasting.model import DEFAULT_PERIOD
-from saas.forecasting.planning import backtest
 from saas.pipelines import service as pipelines
 from tenants.principal import Principal
 from tenants.scopes import Scope
@@ -202,10 +202,27 @@ async def accuracy(*, uow: UnitOfWork, pipeline_id: uuid.UUID, as_of: datetime,
     if as_of + horizon * DEFAULT_PERIOD > datetime.now(UTC):
         raise ValidationFailed("asOf + horizon must lie in the past to be scored", field="asOf")
     await pipelines.get_pipeline(uow=uow, pipeline_id=pipeline_id)
-    loaded = await loading.load_pipeline(uow, pipeline_id, datetime.now(UTC), with_amounts=True)
+    now = datetime.now(UTC)
+    stages = await loading.load_stages(uow, pipeline_id)
+    loaded = await loading.load_pipeline(uow, pipeline_id, now, stages=stages,
+                                         with_amounts=True)
     assert loaded.amounts is not None
-    result = backtest(loaded.log, loaded.stages, loaded.amounts, as_of, horizon)
+    close_at, override = await loading.load_close_dates(uow, pipeline_id, now, stages,
+                                                        loaded.log.n_deals)
+    scored = baseline.compare(loaded.log, loaded.stages, loaded.amounts, close_at, override,
+                              as_of, horizon)
+    result = scored.result
+    errors = scored.errors()
     return {
+        "monthly": {
+            "modelWonCount": scored.model_count[1:].tolist(),
+            "baselineWonCount": scored.baseline_count[1:].tolist(),
+            "actualWonCount": scored.actual_count[1:].tolist(),
+            "modelWonAmount": scored.model_amount[1:].tolist(),
+            "baselineWonAmount": scored.baseline_amount[1:].tolist(),
+            "actualWonAmount": scored.actual_amount[1:].tolist(),
+            **{f"{k}_error": v[1:].tolist() for k, v in errors.items()},
+        },
         "predictedWonCount": result.predicted.count[1:].tolist(),
         "actualWonCount": result.actual_won_count[1:].tolist(),
         "predictedWonAmount": result.predicted.amount[1:].tolist(),

@@ -6,22 +6,20 @@ import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import strawberry
 
 from saas.analytics import attention
 from saas.analytics import service as analytics
+from saas.money import round_days, round_money, round_rate
 from saas.planning import service as planning
 from schema.context import Info
-from schema.errors import UserError
-from schema.mutations import payload
 from schema.nodes import decode_id, gid
 from tenants.scopes import Scope
 
 
 def _money(values: dict[str, Decimal]) -> list[MoneyAmount]:
-    return [MoneyAmount(currency=c, amount=a) for c, a in sorted(values.items())]
+    return [MoneyAmount(currency=c, amount=round_money(a, c)) for c, a in sorted(values.items())]
 
 
 @strawberry.type(description="An amount in one currency; amounts are never converted.")
@@ -123,7 +121,7 @@ class PipelineAnalytics:
                                               end=self._end)
         return [StageConversion(stage_id=gid("Stage", r.stage_id), name=r.name,
                                 position=r.position, kind=r.kind, reached=r.reached,
-                                advanced=r.advanced, rate=r.rate) for r in rows]
+                                advanced=r.advanced, rate=round_rate(r.rate)) for r in rows]
 
     @strawberry.field
     async def time_in_stage(self, info: Info) -> list[StageTime]:
@@ -131,8 +129,9 @@ class PipelineAnalytics:
             rows = await analytics.time_in_stage(uow=uow, scope=self._scope, start=self._start,
                                                  end=self._end)
         return [StageTime(stage_id=gid("Stage", r.stage_id), name=r.name,
-                          position=r.position, deals=r.deals, average_days=r.average_days,
-                          median_days=r.median_days) for r in rows]
+                          position=r.position, deals=r.deals,
+                          average_days=round_days(r.average_days),
+                          median_days=round_days(r.median_days)) for r in rows]
 
     @strawberry.field(description="Deals won/lost in the period, win rate, velocity, reasons.")
     async def outcomes(self, info: Info) -> Outcomes:
@@ -140,8 +139,9 @@ class PipelineAnalytics:
             o = await analytics.outcomes(uow=uow, scope=self._scope, start=self._start,
                                          end=self._end)
         return Outcomes(
-            won=o.won, lost=o.lost, win_rate=o.win_rate, won_amounts=_money(o.won_amounts),
-            average_cycle_days=o.average_cycle_days, velocity_per_day=_money(o.velocity()),
+            won=o.won, lost=o.lost, win_rate=round_rate(o.win_rate),
+            won_amounts=_money(o.won_amounts), average_cycle_days=round_days(o.average_cycle_days),
+            velocity_per_day=_money(o.velocity()),
             lost_reasons=[LostReasonCount(reason=r.reason, count=r.count,
                                           amounts=_money(r.amounts)) for r in o.lost_reasons])
 
@@ -260,32 +260,6 @@ class PlanFactSnapshot:
     computed_at: datetime
 
 
-@strawberry.type
-class Target:
-    id: strawberry.ID
-    user_id: strawberry.ID | None
-    team_id: strawberry.ID | None
-    period_kind: PeriodKind
-    period_start: date
-    metric: TargetMetric
-    value: Decimal
-
-
-@strawberry.type
-class TargetPayload:
-    target: Target | None = None
-    errors: list[UserError] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class SetTargetInput:
-    period: PlanPeriodInput
-    metric: TargetMetric
-    value: Decimal
-    user_id: strawberry.ID | None = None
-    team_id: strawberry.ID | None = None
-
-
 def _row(r: planning.PlanFactRow) -> PlanFactRow:
     kind = "User" if r.subject_kind == "user" else "Team"
     return PlanFactRow(
@@ -374,26 +348,3 @@ class AnalyticsQuery:
                             r["subject_id"]),
             metric=TargetMetric(r["metric"]), target=r["target"], actual=r["actual"],
             computed_at=r["computed_at"]) for r in rows]
-
-
-@strawberry.type
-class AnalyticsMutation:
-    @strawberry.mutation(description="Create or replace a target (managers and admins).")
-    async def set_target(self, info: Info, input: SetTargetInput) -> TargetPayload:
-        principal = info.context.require_principal()
-
-        async def act() -> TargetPayload:
-            principal.require(Scope.TARGETS_WRITE)
-            async with info.context.uow() as uow:
-                t: dict[str, Any] = await planning.set_target(
-                    uow=uow, principal=principal, kind=input.period.kind.value,
-                    start=input.period.start, metric=input.metric.value, value=input.value,
-                    user_id=_opt(input.user_id, "User", "userId"),
-                    team_id=_opt(input.team_id, "Team", "teamId"))
-            return TargetPayload(target=Target(
-                id=gid("Target", t["id"]),
-                user_id=gid("User", t["user_id"]), team_id=gid("Team", t["team_id"]),
-                period_kind=PeriodKind(t["period_kind"]), period_start=t["period_start"],
-                metric=TargetMetric(t["metric"]), value=t["value"]))
-
-        return await payload(TargetPayload, act)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from saas.contacts import lifecycle
+from saas.contacts import lifecycle, models
+from saas.contacts import search as search_
 from saas.contacts import service as contacts
 from saas.errors import LimitExceeded
 from schema.contacts.inputs import (
@@ -19,15 +20,19 @@ from schema.contacts.inputs import (
 )
 from schema.contacts.types import (
     Company,
+    CompanyConnection,
+    CompanyEdge,
     CompanyPayload,
     Contact,
+    ContactConnection,
+    ContactEdge,
     ContactPayload,
     DeleteCompanyPayload,
     DeleteContactPayload,
 )
 from schema.context import Info
 from schema.mutations import payload
-from schema.nodes import decode_id, gid
+from schema.nodes import PageInfo, decode_id, gid
 from tenants.scopes import Scope
 
 MAX_LIST = 500
@@ -35,7 +40,37 @@ MAX_LIST = 500
 
 @strawberry.type
 class ContactsQuery:
-    @strawberry.field
+    @strawberry.field(description="Contacts by name, filtered, with keyset pagination.")
+    async def contacts_connection(self, info: Info, first: int = 50, after: str | None = None,
+                                  search: str | None = None,
+                                  company_id: strawberry.ID | None = None) -> ContactConnection:
+        info.context.require(Scope.CONTACTS_READ)
+        company = decode_id(company_id, "Company", field="companyId") if company_id else None
+        async with info.context.uow() as uow:
+            found = await search_.page(uow=uow, model=models.Contact, first=first, after=after,
+                                       search=search, company_id=company)
+        return ContactConnection(
+            edges=[ContactEdge(cursor=c, node=Contact.from_model(r))
+                   for r, c in zip(found.rows, found.cursors, strict=True)],
+            page_info=PageInfo(has_next_page=found.has_next,
+                               end_cursor=found.cursors[-1] if found.cursors else None),
+            total_count=found.total)
+
+    @strawberry.field(description="Companies by name, filtered, with keyset pagination.")
+    async def companies_connection(self, info: Info, first: int = 50, after: str | None = None,
+                                   search: str | None = None) -> CompanyConnection:
+        info.context.require(Scope.CONTACTS_READ)
+        async with info.context.uow() as uow:
+            found = await search_.page(uow=uow, model=models.Company, first=first, after=after,
+                                       search=search)
+        return CompanyConnection(
+            edges=[CompanyEdge(cursor=c, node=Company.from_model(r))
+                   for r, c in zip(found.rows, found.cursors, strict=True)],
+            page_info=PageInfo(has_next_page=found.has_next,
+                               end_cursor=found.cursors[-1] if found.cursors else None),
+            total_count=found.total)
+
+    @strawberry.field(deprecation_reason="Use companiesConnection: filters and pagination.")
     async def companies(self, info: Info, first: int = 100) -> list[Company]:
         info.context.require(Scope.CONTACTS_READ)
         if not 0 < first <= MAX_LIST:
@@ -44,7 +79,7 @@ class ContactsQuery:
             return [Company.from_model(c) for c in
                     await contacts.list_companies(uow=uow, limit=first)]
 
-    @strawberry.field
+    @strawberry.field(deprecation_reason="Use contactsConnection: filters and pagination.")
     async def contacts(self, info: Info, first: int = 100) -> list[Contact]:
         info.context.require(Scope.CONTACTS_READ)
         if not 0 < first <= MAX_LIST:

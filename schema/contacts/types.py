@@ -12,6 +12,7 @@ from saas.contacts import models
 from schema.context import Info
 from schema.errors import UserError
 from schema.loaders import by_id
+from schema.nodes import PageInfo
 
 
 @strawberry.type
@@ -96,3 +97,29 @@ class DeleteContactPayload:
 class DeleteCompanyPayload:
     deleted_company_id: strawberry.ID | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ContactEdge:
+    cursor: str
+    node: Contact
+
+
+@strawberry.type
+class ContactConnection:
+    edges: list[ContactEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class CompanyEdge:
+    cursor: str
+    node: Company
+
+
+@strawberry.type
+class CompanyConnection:
+    edges: list[CompanyEdge]
+    page_info: PageInfo
+    total_count: int

@@ -33,13 +33,12 @@ from schema.deals.types import (
     DealEdge,
     DealPayload,
     MoveDealPayload,
-    PageInfo,
     StageEvent,
     StageEventKind,
     StageEventPage,
 )
 from schema.mutations import payload
-from schema.nodes import decode_id, gid
+from schema.nodes import PageInfo, decode_id, gid
 from schema.pipelines.types import Stage
 from schema.tenants.types import User
 from tenants.principal import Role

@@ -47,6 +47,8 @@ class DealFilterInput:
     search: str | None = strawberry.field(
         default=None, description="Text in the title, the contact's name/email or company name.")
     archived: ArchivedFilter = ArchivedFilter.ACTIVE
+    contact_ids: list[strawberry.ID] | None = None
+    company_ids: list[strawberry.ID] | None = None
 
     def to_filter(self) -> DealFilter:
         return DealFilter(
@@ -63,6 +65,10 @@ class DealFilterInput:
             amount_min=self.amount_min, amount_max=self.amount_max,
             close_from=self.expected_close_from, close_to=self.expected_close_to,
             text=self.search, archived=self.archived.value,
+            contact_ids=[decode_id(i, "Contact", field="filter.contactIds")
+                         for i in self.contact_ids or []],
+            company_ids=[decode_id(i, "Company", field="filter.companyIds")
+                         for i in self.company_ids or []],
         )
 
 

@@ -21,8 +21,9 @@ from saas.pipelines import models as pipeline_models
 from schema.contacts.types import Company, Contact
 from schema.context import Info
 from schema.errors import UserError
+from schema.forecasting.outlook import WinProbabilitySource, deal_outlook
 from schema.loaders import by_id
-from schema.nodes import gid
+from schema.nodes import PageInfo, gid
 from schema.pipelines.types import Pipeline, Stage
 from schema.tenants.types import User
 from tenants import models as tenant_models
@@ -220,6 +221,22 @@ class Deal(relay.Node):
         row = await by_id(info, contact_models.Company).load(self.company_id_)
         return Company.from_model(row) if row else None
 
+    @strawberry.field(description="P(this deal is won): from the latest forecast of its "
+                                  "pipeline, else its stage's configured probability (see "
+                                  "winProbabilitySource); its own override wins over both.")
+    async def win_probability(self, info: Info) -> float:
+        return (await deal_outlook(info, self)).win_probability
+
+    @strawberry.field(description="First day of the month the deal most likely closes in "
+                                  "(the forecast's median time to win), else the month of "
+                                  "its expected close date.")
+    async def expected_close_month(self, info: Info) -> date | None:
+        return (await deal_outlook(info, self)).expected_close_month
+
+    @strawberry.field
+    async def win_probability_source(self, info: Info) -> WinProbabilitySource:
+        return WinProbabilitySource((await deal_outlook(info, self)).source.value)
+
     @strawberry.field(description="Every stage event of this deal, in order.")
     async def history(self, info: Info) -> list[StageEvent]:
         async with info.context.uow() as uow:
@@ -284,12 +301,6 @@ class Board:
 class DealEdge:
     cursor: str
     node: Deal
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
 
 
 @strawberry.type

@@ -7,7 +7,7 @@ import enum
 import uuid
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import strawberry
 from strawberry import relay
@@ -17,6 +17,7 @@ from saas.errors import NotFound
 from saas.forecasting import service
 from schema.context import Info
 from schema.errors import UserError
+from schema.forecasting.projection import ForecastProjection, from_result
 from schema.live.api import errors_mapped
 from schema.mutations import payload
 from schema.nodes import decode_id, gid
@@ -44,11 +45,17 @@ class Forecast(relay.Node):
     attempts: int
     error: str | None = strawberry.field(description="Why it failed, in words.")
     result: JSON | None = strawberry.field(
-        description="Per horizon: stage occupancy, expected won count with an 80% band, "
-                    "expected won amount per currency; per owner; the transition matrix.")
+        description="The stored result as untyped JSON with raw UUIDs.",
+        deprecation_reason="Use projection: typed, with global ids.")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @strawberry.field(description="Per horizon: stage occupancy, expected won count with an "
+                                  "80% band, expected won amount per currency; per owner; the "
+                                  "transition matrix. Null until the forecast is done.")
+    def projection(self) -> ForecastProjection | None:
+        return from_result(cast(dict[str, Any], self.result)) if self.result else None
 
     @classmethod
     def from_record(cls, r: service.ForecastRecord) -> Forecast:
@@ -79,15 +86,38 @@ class ForecastPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="Won count or amount in one month of the backtest: the flow "
+                             "model's forecast, the weighted-pipeline baseline's (Σ amount x "
+                             "stage probability by expected close month, as CRMs forecast) and "
+                             "what happened, with each forecast's absolute error.")
+class MonthlyComparison:
+    model: float
+    baseline: float
+    actual: float
+    model_error: float
+    baseline_error: float
+
+
 @strawberry.type
 class ForecastAccuracy:
     horizon: int
-    predicted_won_count: float
+    predicted_won_count: float = strawberry.field(description="Cumulative, by this horizon.")
     actual_won_count: float
     predicted_won_amount: float
     actual_won_amount: float
     occupancy_mean_absolute_error: float
     won_count_within_band: bool
+    won_count_in_month: MonthlyComparison = strawberry.field(
+        description="Deals won during this month (not cumulative): model vs baseline.")
+    won_amount_in_month: MonthlyComparison
+
+
+def _monthly(m: dict[str, list[float]], what: str, h: int) -> MonthlyComparison:
+    lower = what.lower()
+    return MonthlyComparison(
+        model=m[f"modelWon{what}"][h], baseline=m[f"baselineWon{what}"][h],
+        actual=m[f"actualWon{what}"][h], model_error=m[f"model_{lower}_error"][h],
+        baseline_error=m[f"baseline_{lower}_error"][h])
 
 
 @strawberry.input
@@ -123,7 +153,9 @@ class ForecastingQuery:
             predicted_won_amount=r["predictedWonAmount"][h],
             actual_won_amount=r["actualWonAmount"][h],
             occupancy_mean_absolute_error=r["occupancyMeanAbsoluteError"][h],
-            won_count_within_band=r["wonCountWithinBand"][h]) for h in range(horizon)]
+            won_count_within_band=r["wonCountWithinBand"][h],
+            won_count_in_month=_monthly(r["monthly"], "Count", h),
+            won_amount_in_month=_monthly(r["monthly"], "Amount", h)) for h in range(horizon)]
 
 
 @strawberry.type

@@ -189,3 +189,43 @@ async def test_merging_companies_moves_contacts_and_deals(tenants: TenantFactory
     node = (await admin.ok(DEAL, id=deal["id"]))["node"]
     assert node["company"] == {"id": acme}
     assert node["history"][-1]["changes"] == [{"field": "companyId", "from": dup, "to": acme}]
+
+
+LIST = """query($first: Int!, $after: String, $search: String) {
+  contactsConnection(first: $first, after: $after, search: $search) {
+    totalCount edges { cursor node { name } } pageInfo { hasNextPage endCursor } } }"""
+DEALS_OF = """query($ids: [ID!]) { deals(filter: {contactIds: $ids}) { edges { node { title } } } }"""
+
+
+async def test_contact_lists_page_by_name_with_a_filter(tenants: TenantFactory) -> None:
+    t, other = await tenants.create(), await tenants.create()
+    admin = t.admin_caller
+    names = ["bea", "Adam", "Cleo", "adele", "Dora"]
+    ids = {n: await _contact(admin, name=n, email=f"{n.lower()}@x.test") for n in names}
+    await _contact(other.admin_caller, name="Aaron")
+    seen, after = [], None
+    while True:
+        page = (await admin.ok(LIST, first=2, after=after))["contactsConnection"]
+        assert page["totalCount"] == 5
+        seen += [e["node"]["name"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == ["Adam", "adele", "bea", "Cleo", "Dora"]
+    # A cursor stays valid when rows before it change.
+    first = (await admin.ok(LIST, first=2))["contactsConnection"]
+    await admin.ok(DELETE, input={"contactId": ids["Adam"]})
+    rest = (await admin.ok(LIST, first=10, after=first["pageInfo"]["endCursor"]))
+    assert [e["node"]["name"] for e in rest["contactsConnection"]["edges"]] == [
+        "bea", "Cleo", "Dora"]
+    found = (await admin.ok(LIST, first=10, search="AD"))["contactsConnection"]
+    assert [e["node"]["name"] for e in found["edges"]] == ["adele"]
+    bad = await admin.gql(LIST, first=10, after="garbage")
+    assert [e["extensions"]["code"] for e in bad["errors"]] == ["VALIDATION_FAILED"]
+    big = await admin.gql(LIST, first=1000)
+    assert [e["extensions"]["code"] for e in big["errors"]] == ["LIMIT_EXCEEDED"]
+    pipeline = await default_pipeline(admin)
+    await create_deal(admin, pipeline["id"], "Cleo's", contactId=ids["Cleo"])
+    await create_deal(admin, pipeline["id"], "Nobody's")
+    listed = (await admin.ok(DEALS_OF, ids=[ids["Cleo"]]))["deals"]["edges"]
+    assert [e["node"]["title"] for e in listed] == ["Cleo's"]

@@ -61,6 +61,7 @@ EXPECTED: dict[str, Scope | str] = {
     "Subscription.boardEvents": S.DEALS_READ, "Subscription.dealEvents": S.DEALS_READ,
     # contacts
     "Query.companies": S.CONTACTS_READ, "Query.contacts": S.CONTACTS_READ,
+    "Query.contactsConnection": S.CONTACTS_READ, "Query.companiesConnection": S.CONTACTS_READ,
     "Mutation.createCompany": S.CONTACTS_WRITE, "Mutation.createContact": S.CONTACTS_WRITE,
     "Mutation.updateContact": S.CONTACTS_WRITE, "Mutation.deleteContact": S.CONTACTS_WRITE,
     "Mutation.mergeContacts": S.CONTACTS_WRITE, "Mutation.updateCompany": S.CONTACTS_WRITE,
@@ -69,6 +70,7 @@ EXPECTED: dict[str, Scope | str] = {
     "Query.pipelineAnalytics": S.ANALYTICS_READ, "Query.staleDeals": S.ANALYTICS_READ,
     "Query.planFact": S.ANALYTICS_READ, "Query.planFactHistory": S.ANALYTICS_READ,
     "Query.forecasts": S.ANALYTICS_READ, "Query.forecastAccuracy": S.ANALYTICS_READ,
+    "Query.revenuePlan": S.ANALYTICS_READ,
     "Subscription.forecastUpdated": S.ANALYTICS_READ,
     "Mutation.setTarget": S.TARGETS_WRITE, "Mutation.deleteTarget": S.TARGETS_WRITE, "Mutation.requestForecast": S.FORECASTS_WRITE,
     # campaigns
