@@ -24,6 +24,7 @@ from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.campaigns.lifecycle import CampaignLifecycleMutation
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.context import Info
+from schema.currency.api import CurrencyMutation, CurrencyQuery
 from schema.deals.api import DealsMutation, DealsQuery
 from schema.deals.lifecycle import ActivityLifecycleMutation, DealLifecycleMutation
 from schema.edge import scalars
@@ -51,12 +52,12 @@ from schema.tenants.teams import TeamsMutation
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
-                             PrivacyQuery, ConfigurationQuery, PlanningQuery)
+                             PrivacyQuery, ConfigurationQuery, PlanningQuery, CurrencyQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
                                DealLifecycleMutation, ContactsMutation,
                                ForecastingMutation, CampaignsMutation, PrivacyMutation,
                                ActivityLifecycleMutation, ConfigurationMutation, TeamsMutation,
-                               CampaignLifecycleMutation, TargetsMutation)
+                               CampaignLifecycleMutation, TargetsMutation, CurrencyMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
 
 

@@ -44,6 +44,15 @@ class StageFunnel:
     amounts: list[MoneyAmount]
 
 
+@strawberry.type(description="Totals in the tenant's base currency.")
+class BaseCurrencyValue:
+    currency: str
+    weighted: Decimal | None
+    open: Decimal | None
+    missing_rates: list[str] = strawberry.field(
+        description="Currencies without a rate in force (the totals are then null).")
+
+
 @strawberry.type(description="Deals that reached the stage in the period (once each) and "
                              "the share that later reached a higher open stage or won.")
 class StageConversion:
@@ -150,6 +159,18 @@ class PipelineAnalytics:
         async with info.context.uow() as uow:
             weighted, _ = await analytics.weighted_value(uow=uow, scope=self._scope)
         return _money(weighted)
+
+    @strawberry.field(description="weightedValue and openValue summed in the base currency "
+                                  "at today's rates (null when a currency has no rate).")
+    async def value_in_base_currency(self, info: Info) -> BaseCurrencyValue:
+        from schema.currency.api import request_rates
+
+        async with info.context.uow() as uow:
+            weighted, total = await analytics.weighted_value(uow=uow, scope=self._scope)
+        r = await request_rates(info)
+        w, missing = r.total(weighted, date.today())
+        t, _ = r.total(total, date.today())
+        return BaseCurrencyValue(currency=r.base, weighted=w, open=t, missing_rates=missing)
 
     @strawberry.field(description="Unweighted amount of the open deals.")
     async def open_value(self, info: Info) -> list[MoneyAmount]:

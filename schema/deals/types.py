@@ -221,6 +221,13 @@ class Deal(relay.Node):
         row = await by_id(info, contact_models.Company).load(self.company_id_)
         return Company.from_model(row) if row else None
 
+    @strawberry.field(description="The amount in the tenant's base currency at today's "
+                                  "exchange rate (exchangeRates); null without a rate.")
+    async def amount_in_base_currency(self, info: Info) -> Decimal | None:
+        from schema.currency.api import request_rates
+
+        return (await request_rates(info)).convert(self.amount, self.currency, date.today())
+
     @strawberry.field(description="P(this deal is won): from the latest forecast of its "
                                   "pipeline, else its stage's configured probability (see "
                                   "winProbabilitySource); its own override wins over both.")

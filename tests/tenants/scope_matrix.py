@@ -49,6 +49,8 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.archiveCustomField": S.PIPELINES_WRITE,
     "Mutation.restoreCustomField": S.PIPELINES_WRITE,
     "Mutation.renameTeam": S.USERS_ADMIN, "Mutation.deleteTeam": S.USERS_ADMIN,
+    "Query.exchangeRates": S.DEALS_READ, "Mutation.setExchangeRate": S.USERS_ADMIN,
+    "Mutation.deleteExchangeRate": S.USERS_ADMIN,
     # deals
     "Query.board": S.DEALS_READ, "Query.deals": S.DEALS_READ, "Query.stageEvents": S.DEALS_READ,
     "Mutation.createDeal": S.DEALS_WRITE, "Mutation.updateDeal": S.DEALS_WRITE,

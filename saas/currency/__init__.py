@@ -1,0 +1,1 @@
+"""Exchange rates the tenant sets, and conversion to its base currency."""
