@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import jwt
 
 from saas.db import Database
 from saas.demo.seed import DEMO_PASSWORD
 from saas.planning.service import week_start
+from saas.settings import Settings
 from tests.demo.conftest import Demo, seed_tenant
 
 LOGIN = ("mutation($t: String!, $e: String!, $p: String!) { login(input: {tenant: $t, "
@@ -129,3 +136,23 @@ async def test_seeding_is_deterministic_by_seed(db: Database, owner_conn: Any) -
     assert await rows(a) == await rows(b)
     assert await rows(a) != await rows(c)
     assert len(await rows(a)) == 60
+
+
+def test_tenant_create_demo_seeds_a_new_tenant(settings: Any) -> None:
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "ENVIRONMENT": "test"}
+    out = subprocess.run([sys.executable, "-m", "saas.cli", "tenant", "create", "Acme Demo",
+                          "--admin-email", f"boss@{slug}.example", "--slug", slug,
+                          "--admin-password", "long-enough-pw-1", "--demo"],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert f"slug {slug}" in out.stdout
+    assert "500 deals" in out.stdout and "forecast done" in out.stdout
+
+
+def test_the_dev_jwt_secret_is_long_enough_for_pyjwt() -> None:
+    """PyJWT warns (an error under this suite's filterwarnings) about HS256 keys < 32 bytes."""
+    secret = Settings(environment="dev").jwt_secret
+    assert len(secret.encode()) >= 32
+    token = jwt.encode({"sub": "x"}, secret, algorithm="HS256")
+    assert jwt.decode(token, secret, algorithms=["HS256"]) == {"sub": "x"}
