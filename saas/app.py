@@ -28,6 +28,8 @@ from saas import webapp
 from saas.campaigns import unsubscribe
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
+from saas.exports import http as exports_http
+from saas.imports import http as imports_http
 from saas.live.factory import build_hub
 from saas.observability import context as observed
 from saas.observability import tracing
@@ -234,6 +236,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/unsubscribe/{token}", unsubscribe.endpoint, methods=["GET", "POST"]),
+            Route("/imports", imports_http.upload, methods=["POST"]),
+            Route("/exports/{export_id}", exports_http.download, methods=["GET"]),
         ],
         middleware=[*tracing.middleware(),
                     Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),

@@ -1,4 +1,4 @@
-"""The `saas` command: dev, serve, worker, migrate, tenant create (composition root)."""
+"""The `saas` command: dev, serve, worker, webhooks, migrate, tenant create (composition root)."""
 
 from __future__ import annotations
 
@@ -168,6 +168,14 @@ def cmd_worker(settings: Settings, *, check: bool) -> int:
     return 0
 
 
+def cmd_webhooks(settings: Settings) -> int:
+    from saas.webhooks.runner import serve
+
+    _configure_logging(settings)
+    asyncio.run(serve(settings))
+    return 0
+
+
 def cmd_dev(settings: Settings, *, port: int | None) -> int:
     from saas.devserver import supervisor
 
@@ -183,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("serve", help="run the API (uvicorn)")
     worker = sub.add_parser("worker", help="run an arq worker")
     worker.add_argument("--check", action="store_true", help="health check (arq --check)")
+    sub.add_parser("webhooks", help="run only the webhook delivery loop (the worker also "
+                                    "runs it unless WEBHOOK_DELIVERY_IN_WORKER=false)")
     sub.add_parser("migrate", help="apply database migrations as the owner role")
     tenant = sub.add_parser("tenant", help="tenant administration")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
@@ -203,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd_serve(settings)
     elif args.command == "worker":
         return cmd_worker(settings, check=args.check)
+    elif args.command == "webhooks":
+        settings.check_secure()
+        return cmd_webhooks(settings)
     elif args.command == "migrate":
         settings = _settings_with_embedded(settings, need_redis=False)
         cmd_migrate(settings)

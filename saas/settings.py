@@ -113,6 +113,36 @@ class Settings(BaseSettings):
     campaign_max_send_attempts: int = 8
     campaign_batch_size: int = 200
 
+    # Bulk import and export (saas/imports, saas/exports).
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    import_max_rows: int = Field(default=200_000, ge=1)
+    import_batch_rows: int = Field(default=2000, ge=1)
+    export_url_ttl_seconds: int = Field(default=900, ge=1)
+    # Idempotency-Key (schema/idempotency.py): how long a key's response is kept, and how
+    # long a repeat waits for the first request still running before a 409.
+    idempotency_ttl_seconds: float = Field(default=86400.0, gt=0)
+    idempotency_wait_seconds: float = Field(default=10.0, gt=0)
+    # Webhooks (saas/webhooks, docs/partners.md). A URL must resolve to public addresses
+    # only, unless its address is in one of these networks (CIDRs; dev and tests: loopback).
+    # The arq worker runs the delivery loop too (off: run `saas webhooks` processes instead).
+    webhook_delivery_in_worker: bool = True
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_require_https: bool | None = None  # None: required in production
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries: exponential backoff with jitter from base to max; a delivery (and an endpoint)
+    # failing for the whole window gives up (and is disabled).
+    webhook_retry_window_seconds: float = Field(default=86400.0, gt=0)
+    webhook_backoff_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # A claimed delivery not finished within the lease (a killed worker) is sent again.
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_concurrency_per_endpoint: int = Field(default=4, ge=1)
+    webhook_log_retention_days: int = Field(default=30, ge=1)
+    webhook_max_endpoints: int = Field(default=20, ge=1)
+    webhook_secret_max_grace_seconds: int = Field(default=7 * 86400, ge=0)
+
     arq_queue_name: str = "arq:queue"
     job_timeout_seconds: int = 300
     db_pool_size: int = 10
@@ -137,7 +167,8 @@ class Settings(BaseSettings):
                              "characters without spaces")
         return value.rstrip("/")
 
-    @field_validator("allowed_origins", "jwt_algorithms", mode="before")
+    @field_validator("allowed_origins", "jwt_algorithms", "webhook_allowed_networks",
+                     mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -147,6 +178,12 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.environment in ("dev", "test")
+
+    @property
+    def webhooks_need_https(self) -> bool:
+        if self.webhook_require_https is not None:
+            return self.webhook_require_https
+        return not self.is_dev
 
     @property
     def introspection_enabled(self) -> bool:

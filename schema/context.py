@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,6 +65,11 @@ class Context:
     # HTTP: the document the edge parsed and validated for this request (schema.edge).
     document: Any = None
     cost: Any = None  # schema.cost.Cost of this request's operation, once known
+    # An idempotent mutation (schema/idempotency.py) pins its transaction here too: then each
+    # use is a savepoint (a failed resolver leaves nothing behind) and uses take turns, as
+    # one session serves one statement at a time.
+    pinned_savepoints: bool = False
+    _pinned_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Websockets: set when the connection's credential was revoked or expired (the socket
     # is being closed), so no further operation on it runs.
     revoked: Unauthenticated | None = None
@@ -105,7 +111,11 @@ class Context:
         """A unit of work under the caller's tenant (never a client-supplied one)."""
         principal = self.require_principal()
         if self.pinned_uow is not None and tenant_id in (None, principal.tenant_id):
-            yield self.pinned_uow
+            if not self.pinned_savepoints:
+                yield self.pinned_uow
+                return
+            async with self._pinned_lock, self.pinned_uow.session.begin_nested():
+                yield self.pinned_uow
             return
         async with self.db.unit_of_work(tenant_id or principal.tenant_id) as uow:
             yield uow

@@ -38,6 +38,7 @@ from schema.forecasting.api import (
     ForecastingSubscription,
 )
 from schema.forecasting.planning import PlanningQuery
+from schema.imports.api import ImportsMutation, ImportsQuery, ImportsSubscription
 from schema.live.api import LiveSubscription
 from schema.nodes import NODE_SCOPES
 from schema.observability import Observe
@@ -49,16 +50,20 @@ from schema.tenants.audit import AuditQuery
 from schema.tenants.mutations import SessionsMutation
 from schema.tenants.queries import TenantsQuery
 from schema.tenants.teams import TeamsMutation
+from schema.webhooks.api import WebhooksMutation, WebhooksQuery
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
-                             PrivacyQuery, ConfigurationQuery, PlanningQuery, CurrencyQuery)
+                             PrivacyQuery, ConfigurationQuery, PlanningQuery, CurrencyQuery,
+                             WebhooksQuery, ImportsQuery)
 MUTATIONS: tuple[type, ...] = (SessionsMutation, AdminMutation, PipelinesMutation, DealsMutation,
                                DealLifecycleMutation, ContactsMutation,
                                ForecastingMutation, CampaignsMutation, PrivacyMutation,
                                ActivityLifecycleMutation, ConfigurationMutation, TeamsMutation,
-                               CampaignLifecycleMutation, TargetsMutation, CurrencyMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription)
+                               CampaignLifecycleMutation, TargetsMutation, CurrencyMutation,
+                               WebhooksMutation, ImportsMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (LiveSubscription, ForecastingSubscription,
+                                    ImportsSubscription)
 
 
 def _node_query() -> type:

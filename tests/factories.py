@@ -108,7 +108,8 @@ class TenantFactory:
 TENANT_TABLES = ("teams", "users", "api_keys", "segments", "pipelines", "stages", "companies",
                  "contacts", "custom_field_defs", "deals", "stage_events", "activities",
                  "tenant_counters", "audit_events", "auth_sessions", "refresh_tokens",
-                 "user_tokens")
+                 "user_tokens", "entity_events", "webhook_endpoints", "webhook_deliveries",
+                 "webhook_attempts")
 
 
 async def snapshot(owner_conn: Any, tenant_id: uuid.UUID) -> dict[str, tuple[int, str]]:

@@ -14,8 +14,11 @@ from saas.db import Database, create_engine
 from saas.observability import tracing
 from saas.observability.metrics import measured
 from saas.settings import get_settings
+from workers import webhooks
 from workers.campaigns import campaigns_fanout, campaigns_tenant
 from workers.forecast import nightly_forecast, nightly_forecasts, run_forecast
+from workers.idempotency import purge_idempotency_keys
+from workers.imports import imports_sweep, run_export, run_import
 from workers.planfact import planfact_fanout, planfact_tenant
 
 
@@ -27,9 +30,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
     ctx["db"] = Database(create_engine(settings.resolved_app_database_url(), pool_size=5))
+    if settings.webhook_delivery_in_worker:
+        ctx["webhooks"] = webhooks.start(ctx["db"], settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "webhooks" in ctx:
+        await webhooks.stop(ctx["webhooks"])
     await ctx["db"].dispose()
 
 
@@ -48,7 +55,8 @@ class WorkerSettings:
     # and is timed, its failures counted (saas_job_* series).
     functions: list[Any] = [_job(job) for job in (
         planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast,
-        campaigns_fanout, campaigns_tenant)]
+        campaigns_fanout, campaigns_tenant, purge_idempotency_keys, run_import, run_export,
+        imports_sweep)]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
     cron_jobs: list[Any] = [cron(_job(planfact_fanout), weekday=0, hour=12, minute=0,
                                  unique=True, run_at_startup=False),
@@ -56,6 +64,12 @@ class WorkerSettings:
                                run_at_startup=False),
                           # Every minute: one campaigns job per tenant (deterministic job id).
                           cron(_job(campaigns_fanout), second=0, unique=True,
+                               run_at_startup=False),
+                          # Hourly: expired Idempotency-Key responses (24 h by default).
+                          cron(_job(purge_idempotency_keys), minute=17, second=0,
+                               unique=True, run_at_startup=False),
+                          # Every minute: imports/exports whose job was lost are enqueued.
+                          cron(_job(imports_sweep), second=30, unique=True,
                                run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown

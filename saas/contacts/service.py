@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
+from saas import entity_events
 from saas.contacts.models import Company, Contact
 from saas.db import UnitOfWork
 from saas.errors import NotFound, ValidationFailed
@@ -27,6 +28,19 @@ def check_phone(phone: str) -> str:
     return phone
 
 
+def company_data(company: Company) -> dict[str, object]:
+    """A company as webhook payloads show it."""
+    return {"id": entity_events.gid("Company", company.id), "name": company.name,
+            "domain": company.domain}
+
+
+def contact_data(contact: Contact) -> dict[str, object]:
+    """A contact as webhook payloads show it."""
+    return {"id": entity_events.gid("Contact", contact.id), "name": contact.name,
+            "email": contact.email, "phone": contact.phone,
+            "companyId": entity_events.gid("Company", contact.company_id)}
+
+
 async def create_company(
     *, uow: UnitOfWork, principal: Principal, name: str, domain: str | None
 ) -> Company:
@@ -35,6 +49,9 @@ async def create_company(
                       domain=(domain or "").strip().lower() or None)
     uow.session.add(company)
     await uow.session.flush()
+    await entity_events.append(uow, kind="company.created", entity_type="Company",
+                               entity_id=company.id, principal=principal,
+                               data={"company": company_data(company)})
     return company
 
 
@@ -53,6 +70,9 @@ async def create_contact(
                       company_id=company_id)
     uow.session.add(contact)
     await uow.session.flush()
+    await entity_events.append(uow, kind="contact.created", entity_type="Contact",
+                               entity_id=contact.id, principal=principal,
+                               data={"contact": contact_data(contact)})
     return contact
 
 

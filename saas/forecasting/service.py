@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import text
 
+from saas import entity_events
 from saas.db import Database, UnitOfWork
 from saas.errors import LimitExceeded, NotFound, ValidationFailed
 from saas.forecasting import baseline
@@ -153,10 +154,18 @@ async def run(*, db: Database, tenant_id: uuid.UUID, forecast_id: uuid.UUID,
                           reason=f"the forecast could not be computed: {e}")
         return "failed"
     async with db.unit_of_work(tenant_id) as uow:
-        await uow.session.execute(text(
+        done = (await uow.session.execute(text(
             "UPDATE forecasts SET status = 'done', result = CAST(:r AS jsonb), error = NULL, "
-            "finished_at = now() WHERE id = :id AND status = 'running'"),
-            {"id": forecast_id, "r": json.dumps(result)})
+            "finished_at = now() WHERE id = :id AND status = 'running' RETURNING origin"),
+            {"id": forecast_id, "r": json.dumps(result)})).one_or_none()
+        if done is not None:  # partners hear of it (webhooks), once: in this transaction
+            await entity_events.append(
+                uow, kind="forecast.completed", entity_type="Forecast", entity_id=forecast_id,
+                pipeline_id=row.pipeline_id,
+                data={"forecast": {"id": entity_events.gid("Forecast", forecast_id),
+                                   "pipelineId": entity_events.gid("Pipeline", row.pipeline_id),
+                                   "horizonMonths": row.horizon_months,
+                                   "origin": done.origin}})
     return "done"
 
 

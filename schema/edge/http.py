@@ -28,6 +28,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from saas.observability import context as observed
 from saas.observability.metrics import GRAPHQL_DURATION, operation_label
+from schema import idempotency
 from schema.context import Context
 from schema.cost import Cost, estimate, fragments_of
 from schema.edge import media, variables
@@ -148,12 +149,38 @@ class HTTPEdge:
         if cost.exceeded:
             return self.request_errors(chosen, [cost_error(cost)], "LIMIT_EXCEEDED")
         context.document = document
+        if (operation.operation == OperationType.MUTATION and context.principal is not None
+                and idempotency.HEADER in request.headers):
+            return await self.idempotent(request, chosen, envelope, operation, context,
+                                         sub_response)
         if (self.cache is not None and context.principal is not None
                 and self.cache.is_cacheable(document.sha256, document.node, operation)):
             return await self.cached(request, chosen, envelope, document, context,
                                      sub_response)
         status, body = await self.execute(envelope, operation, context, sub_response)
         return self.answer(chosen, envelope, context, status, body, sub_response)
+
+    async def idempotent(self, request: Request, chosen: str, envelope: Envelope,
+                         operation: OperationDefinitionNode, context: Context,
+                         sub_response: TemporalResponse) -> Response:
+        """A mutation with an Idempotency-Key: run once per key (schema/idempotency.py)."""
+        settings = context.settings
+
+        async def run() -> Response:
+            status, body = await self.execute(envelope, operation, context, sub_response)
+            return self.answer(chosen, envelope, context, status, body, sub_response)
+
+        try:
+            status, body, replayed = await idempotency.once(
+                context, key_header=request.headers[idempotency.HEADER], query=envelope.query,
+                operation_name=envelope.operation_name, variables=envelope.variables, run=run,
+                ttl_seconds=settings.idempotency_ttl_seconds,
+                wait_seconds=settings.idempotency_wait_seconds)
+        except idempotency.Refused as e:
+            return media.respond(chosen, e.status, media.error_body(e.message, e.code),
+                                 e.headers)
+        return media.respond(chosen, status, body,
+                             {"Idempotent-Replayed": "true"} if replayed else None)
 
     def cost(self, document: Document, operation: OperationDefinitionNode,
              values: dict[str, Any]) -> Cost:

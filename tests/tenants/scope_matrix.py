@@ -84,6 +84,20 @@ EXPECTED: dict[str, Scope | str] = {
     "Mutation.markReplied": S.DEALS_WRITE,  # about the deal: its row rules apply
     # personal data
     "Query.exportPersonalData": S.PRIVACY_ADMIN, "Mutation.eraseContact": S.PRIVACY_ADMIN,
+    # webhooks
+    "Query.webhookEndpoints": S.WEBHOOKS_WRITE, "Query.webhookDeliveries": S.WEBHOOKS_WRITE,
+    "Mutation.createWebhookEndpoint": S.WEBHOOKS_WRITE,
+    "Mutation.updateWebhookEndpoint": S.WEBHOOKS_WRITE,
+    "Mutation.pauseWebhookEndpoint": S.WEBHOOKS_WRITE,
+    "Mutation.resumeWebhookEndpoint": S.WEBHOOKS_WRITE,
+    "Mutation.rotateWebhookSecret": S.WEBHOOKS_WRITE,
+    "Mutation.deleteWebhookEndpoint": S.WEBHOOKS_WRITE,
+    "Mutation.redeliverWebhook": S.WEBHOOKS_WRITE, "Mutation.redeliverWebhooks": S.WEBHOOKS_WRITE,
+    # imports and exports
+    "Query.importJob": S.IMPORTS_WRITE, "Query.imports": S.IMPORTS_WRITE,
+    "Query.importDryRun": S.IMPORTS_WRITE, "Mutation.startImport": S.IMPORTS_WRITE,
+    "Subscription.importProgress": S.IMPORTS_WRITE,
+    "Query.exportJob": S.EXPORTS_READ, "Mutation.requestExport": S.EXPORTS_READ,
 }
 
 # Each Node type's own query: node(id) must need the same scope (test_node_rules.py).

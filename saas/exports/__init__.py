@@ -1,0 +1,1 @@
+"""Bulk export jobs and their signed download links (docs/partners.md)."""

@@ -1,0 +1,1 @@
+"""GraphQL API of bulk imports and exports."""

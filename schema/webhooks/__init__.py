@@ -1,0 +1,1 @@
+"""GraphQL API of webhooks: endpoints, their deliveries, redelivery (webhooks:write)."""
