@@ -122,14 +122,17 @@ async def test_queries_ignore_the_key_and_bad_keys_are_refused(
     headers = {**t.admin_caller.headers, "Idempotency-Key": "q-1"}
     for _ in range(2):
         r = await client.post("/graphql", json={"query": "{ tenant { slug } }"}, headers=headers)
-        assert r.json() == {"data": {"tenant": {"slug": t.slug}}}
+        assert r.json()["data"] == {"tenant": {"slug": t.slug}}
         assert "idempotent-replayed" not in r.headers
     assert await owner_conn.fetchval(
         "SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1", t.id) == 0
-    bad = await client.post("/graphql", json={"query": "mutation { logout { ok } }"},
-                            headers={**headers, "Idempotency-Key": "has space"})
+    pipeline = await default_pipeline(t.admin_caller)
+    bad = await client.post("/graphql", content=_body(pipeline["id"], "x"),
+                            headers={**headers, "content-type": "application/json",
+                                     "Idempotency-Key": "has space"})
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert await _deals(owner_conn, t.id) == 0
 
 
 async def test_a_repeat_while_the_first_runs_waits_then_gets_a_typed_in_progress_error(
