@@ -7,15 +7,15 @@
   row of an import can create its object once, however often the job runs.
 - exports: a requested export and, when done, its file (served through a signed URL).
 
-Revision ID: 0017_issue17
+Revision ID: 0018_issue17
 """
 
 from alembic import op
 
 from tenants.rls import enable_tenant_rls, grant_app_role, statements
 
-revision = "0017_issue17"
-down_revision = "0016_issue17"
+revision = "0018_issue17"
+down_revision = "0017_issue17"
 branch_labels = None
 depends_on = None
 

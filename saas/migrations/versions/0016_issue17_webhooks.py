@@ -13,15 +13,15 @@
 - webhook_attempts: the delivery log (status code, latency, truncated body or error).
 - webhook_tenants(): SECURITY DEFINER; the delivery worker's list of tenants with endpoints.
 
-Revision ID: 0015_issue17
+Revision ID: 0016_issue17
 """
 
 from alembic import op
 
 from tenants.rls import enable_tenant_rls, grant_app_role, statements
 
-revision = "0015_issue17"
-down_revision = "0014_issue15_configuration"
+revision = "0016_issue17"
+down_revision = "0015_issue15_exchange_rates"
 branch_labels = None
 depends_on = None
 

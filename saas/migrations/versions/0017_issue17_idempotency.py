@@ -5,15 +5,15 @@ response, so a retry either finds the committed response or (while the first is 
 running) waits on the row's unique index until it commits or rolls back: exactly once,
 across API processes.
 
-Revision ID: 0016_issue17
+Revision ID: 0017_issue17
 """
 
 from alembic import op
 
 from tenants.rls import enable_tenant_rls, grant_app_role, statements
 
-revision = "0016_issue17"
-down_revision = "0015_issue17"
+revision = "0017_issue17"
+down_revision = "0016_issue17"
 branch_labels = None
 depends_on = None
 
