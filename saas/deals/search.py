@@ -20,6 +20,7 @@ from saas.errors import LimitExceeded, ValidationFailed
 from tenants.models import User
 
 MAX_PAGE = 200
+MAX_SEARCH = 200  # characters of a search text
 FAR_FUTURE = date(9999, 12, 31)
 
 
@@ -39,6 +40,12 @@ class DealFilter:
     archived: str = "active"  # active (default), archived, or all
     contact_ids: list[uuid.UUID] = field(default_factory=list)
     company_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Refused before any database work: a long pattern makes every ILIKE slow.
+        if self.text is not None and len(self.text) > MAX_SEARCH:
+            raise ValidationFailed(f"search text is at most {MAX_SEARCH} characters",
+                                   field="filter.search")
 
 
 ARCHIVED = ("active", "archived", "all")
