@@ -278,3 +278,48 @@ async def test_the_app_on_another_origin_calls_the_api_through_cors(
         await context.close()
     finally:
         api.stop()
+
+
+async def test_a_move_between_loading_the_board_and_subscribing_is_not_missed(
+        browser: Browser, api_server: ApiServer, demo: Demo, owner_conn: Any,
+        client: httpx.AsyncClient) -> None:
+    """The page's subscribe message is held back until the board has loaded and a deal has
+    moved; the subscription starts after the cursor read before the board, so the server
+    replays that move and the page shows it."""
+    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = await context.new_page()
+    held: list[str] = []
+    release = asyncio.Event()
+
+    async def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        server.on_message(lambda m: ws.send(m))
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str) and '"subscribe"' in message and not release.is_set():
+                held.append(message)
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+        async def flush() -> None:
+            await release.wait()
+            for message in held:
+                server.send(message)
+
+        asyncio.get_running_loop().create_task(flush())
+
+    await page.route_web_socket(re.compile(r"/graphql$"), route)
+    await page.goto(f"{api_server.base}/app/")
+    await page.fill("input[name=tenant]", demo.slug)
+    await page.fill("input[name=email]", admin_email(demo))
+    await page.fill("input[name=password]", "demo-password")
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("body[data-ready=true]")
+    assert len(held) == 1 and '"after":"' in held[0]  # subscribed with a cursor
+    deal_id = await first_card(page, "Lead qualification")
+    await _move_elsewhere(client, owner_conn, demo, deal_id, "Needs analysis")
+    release.set()
+    await card(page, deal_id, "Needs analysis").wait_for(timeout=10_000)
+    await context.close()

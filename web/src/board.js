@@ -13,6 +13,10 @@ const BOARD = `query Board($p: ID!, $f: DateTime!, $t: DateTime!) {
 const DEAL = `query($id: ID!) { node(id: $id) { ... on Deal { ${CARD} } } }`;
 const MOVE = `mutation($input: MoveDealInput!) { moveDeal(input: $input) {
   deal { ${CARD} } errors { code message ... on VersionConflictError { currentVersion currentStageId } } } }`;
+// The last event of the pipeline's most recently updated deal: a cursor read before the board,
+// so subscribing after it replays whatever the board's read might not include yet.
+const HEAD = `query($p: ID!) { deals(first: 1, filter: {pipelineId: $p}, orderBy: UPDATED_AT_DESC) {
+  edges { node { history { seq cursor } } } } }`;
 const EVENTS = `subscription($p: ID!, $after: String) { boardEvents(pipelineId: $p, after: $after) {
   __typename
   ... on DealEvent { cursor seq dealId fromStageId toStageId occurredAt amount
@@ -43,9 +47,12 @@ export class Board {
     this.lastSeq = 0;
     this.pending = [];
     this.loaded = false;
-    // Subscribe first, load second: events that arrive meanwhile are applied after the load
-    // (a card's version tells which of the two is newer).
-    this.payload = { query: EVENTS, variables: { p: pipelineId, after: null } };
+    // Cursor first, subscribe second, load third: every event after the cursor is replayed,
+    // and those that arrive while the board loads are applied after it (a card's version
+    // tells which of the two is newer, so what the board already shows is not applied twice).
+    const head = (await gql(HEAD, { p: pipelineId })).deals.edges[0]?.node.history ?? [];
+    const last = head.reduce((a, e) => (a && a.seq > e.seq ? a : e), null);
+    this.payload = { query: EVENTS, variables: { p: pipelineId, after: last?.cursor ?? null } };
     this.unsubscribe = subscribe(this.payload, (data) => this.event(data.boardEvents),
       (e) => notice(`Live updates failed: ${e.message || e}`));
     await this.load();
