@@ -16,6 +16,7 @@ from saas.forecasting import probability
 from saas.forecasting.model import DEFAULT_PRIOR, Stage, StageKind, prior_matrix
 from saas.forecasting.planning import CurrentDeals, plan_revenue, project
 from saas.settings import Settings
+from tenants.principal import Role
 from tests.deals.ops import create_deal, default_pipeline, move, stage_ids
 from tests.factories import TenantFactory
 from tests.forecasting.test_jobs import READ, REQUEST, raw_id, run_burst_worker
@@ -29,6 +30,9 @@ PLAN = """query($p: ID!, $amount: Decimal!, $c: String!, $by: Date!) {
     currency targetAmount horizonMonths pipelineExpected remaining averageWonAmount
     entryStageId valuePerLead leadsNeeded leadsPerMonth leadsArriveEvenly transitionsObserved
     stages { stageId kind valuePerDeal dealsNeeded } } }"""
+PLAN_FOR = """query($p: ID!, $amount: Decimal!, $c: String!, $by: Date!, $owner: ID) {
+  revenuePlan(pipelineId: $p, targetAmount: $amount, currency: $c, by: $by, ownerId: $owner) {
+    pipelineExpected remaining valuePerLead } }"""
 OUTLOOK = """query($id: ID!) { node(id: $id) { ... on Deal {
   winProbability expectedCloseMonth winProbabilitySource } } }"""
 PROJECTION = """query($id: ID!) { node(id: $id) { ... on Forecast { projection {
@@ -119,6 +123,14 @@ async def test_revenue_plan_uses_the_model_and_validates_its_input(
     assert plan["entryStageId"] == s["Lead generation"]
     assert [x["dealsNeeded"] for x in plan["stages"]] == list(want.stage_deals_needed[:5])
     assert plan["leadsArriveEvenly"] is True
+
+    # One rep's plan: their open deals only (none here), the same model.
+    rep = await t.add_user(Role.REP)
+    mine = (await admin.ok(PLAN_FOR, p=pipeline["id"], amount="100000", c="USD",
+                           by=by.isoformat(), owner=str(GlobalID("User", str(rep.user_id)))))
+    assert mine["revenuePlan"]["pipelineExpected"] == "0.00"
+    assert mine["revenuePlan"]["remaining"] == "100000.00"
+    assert mine["revenuePlan"]["valuePerLead"] == plan["valuePerLead"]
 
     past = (date.today() - timedelta(days=1)).isoformat()
     for name, caller, variables, code, field in [
