@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from saas import entity_events
 from saas.campaigns.service import stop_enrollments
 from saas.contacts.models import Company, Contact
-from saas.contacts.service import check_name, check_phone
+from saas.contacts.service import check_name, check_phone, company_data, contact_data
 from saas.db import UnitOfWork
 from saas.deals import events
 from saas.deals.models import Deal
@@ -71,6 +72,29 @@ def _touch(row: Contact | Company) -> None:
     row.updated_at = func.now()
 
 
+async def _contact_event(uow: UnitOfWork, principal: Principal, kind: str, contact: Contact,
+                         *, changed: list[str] | None = None,
+                         merged: uuid.UUID | None = None) -> None:
+    """The change for webhooks (saas/entity_events.py): the contact as it is now."""
+    data: dict[str, Any] = {"contact": contact_data(contact)}
+    if changed is not None:
+        data["changed"] = changed
+    if merged is not None:
+        data["merged"] = entity_events.gid("Contact", merged)
+    await entity_events.append(uow, kind=kind, entity_type="Contact", entity_id=contact.id,
+                               principal=principal, data=data)
+
+
+async def _gone(uow: UnitOfWork, principal: Principal, kind: str, type_name: str,
+                id: uuid.UUID, *, merged_into: uuid.UUID | None = None) -> None:
+    """A deletion for webhooks: the id only (and what it was merged into), no personal data."""
+    data: dict[str, Any] = {type_name.lower(): {"id": entity_events.gid(type_name, id)}}
+    if merged_into is not None:
+        data["mergedInto"] = entity_events.gid(type_name, merged_into)
+    await entity_events.append(uow, kind=kind, entity_type=type_name, entity_id=id,
+                               principal=principal, data=data)
+
+
 async def _relink_deals(uow: UnitOfWork, principal: Principal, column: str,
                         old: uuid.UUID, new: uuid.UUID | None) -> int:
     """Point every deal at `new` instead of `old` (contact_id or company_id), each with its
@@ -109,11 +133,14 @@ async def update_contact(*, uow: UnitOfWork, principal: Principal, contact_id: u
         changes["company_id"] = fields.company_id
     changed = {k: v for k, v in changes.items() if getattr(contact, k) != v}
     if changed:
+        fields_changed = sorted(changed)
         for key, value in changed.items():
             setattr(contact, key, value)
         _touch(contact)
         await uow.session.flush()
         await uow.session.refresh(contact)
+        await _contact_event(uow, principal, "contact.updated", contact,
+                             changed=fields_changed)
     return contact
 
 
@@ -144,6 +171,7 @@ async def delete_contact(*, uow: UnitOfWork, principal: Principal, contact_id: u
     contact: Contact = await _get(uow, Contact, contact_id, "contactId")
     _check_version(contact, expected_version, "expectedVersion")
     unlinked = await remove_contact(uow, principal, contact, now=datetime.now(UTC))
+    await _gone(uow, principal, "contact.deleted", "Contact", contact.id)
     await audit.record(uow, principal, "contact.deleted", target=("Contact", contact.id),
                        details={"deals_unlinked": unlinked})
     return contact.id
@@ -208,6 +236,9 @@ async def merge_contacts(*, uow: UnitOfWork, principal: Principal, survivor_id: 
     _touch(survivor)
     await uow.session.flush()
     await uow.session.refresh(survivor)
+    await _gone(uow, principal, "contact.deleted", "Contact", duplicate.id,
+                merged_into=survivor.id)
+    await _contact_event(uow, principal, "contact.updated", survivor, merged=duplicate.id)
     await audit.record(uow, principal, "contact.merged", target=("Contact", survivor.id),
                        details={"merged_id": str(duplicate.id), "deals_moved": moved,
                                 "enrollments_stopped": len(twice)})
@@ -239,6 +270,10 @@ async def update_company(*, uow: UnitOfWork, principal: Principal, company_id: u
         _touch(company)
         await uow.session.flush()
         await uow.session.refresh(company)
+        await entity_events.append(uow, kind="company.updated", entity_type="Company",
+                                   entity_id=company.id, principal=principal,
+                                   data={"company": company_data(company),
+                                         "changed": sorted(changed)})
     return company
 
 
@@ -259,6 +294,7 @@ async def delete_company(*, uow: UnitOfWork, principal: Principal, company_id: u
     await _relink_deals(uow, principal, "company_id", company.id, None)
     await uow.session.delete(company)
     await uow.session.flush()
+    await _gone(uow, principal, "company.deleted", "Company", company.id)
     return company.id
 
 
@@ -284,6 +320,12 @@ async def merge_companies(*, uow: UnitOfWork, principal: Principal, survivor_id:
     _touch(survivor)
     await uow.session.flush()
     await uow.session.refresh(survivor)
+    await _gone(uow, principal, "company.deleted", "Company", duplicate.id,
+                merged_into=survivor.id)
+    await entity_events.append(uow, kind="company.updated", entity_type="Company",
+                               entity_id=survivor.id, principal=principal,
+                               data={"company": company_data(survivor),
+                                     "merged": entity_events.gid("Company", duplicate.id)})
     await audit.record(uow, principal, "company.merged", target=("Company", survivor.id),
                        details={"merged_id": str(duplicate.id), "deals_moved": moved})
     return survivor

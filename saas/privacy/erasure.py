@@ -14,7 +14,9 @@ What `erase_contact` does, in one transaction:
    no longer identify them. Configuration and account tables (users, teams, keys, sessions,
    segments, stages, campaign templates, targets) are not customer data and are left alone;
    the append-only audit trail never held the person's data (entries name ids only).
-4. The audit trail records `personal_data.erased` with the contact's id and counts.
+4. The audit trail records `personal_data.erased` with the contact's id and counts, and the
+   entity-event log a `contact.deleted` (id only, `erased: true`) for partners' webhooks;
+   the person's earlier entity events and webhook payloads are swept like everything else.
 
 The name is matched as a whole word, case-insensitively; the e-mail and phone as written.
 """
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
+from saas import entity_events
 from saas.contacts.lifecycle import remove_contact
 from saas.contacts.models import Contact
 from saas.db import UnitOfWork
@@ -135,6 +138,10 @@ async def erase_contact(*, uow: UnitOfWork, principal: Principal,
         raise NotFound("contact not found", field="contactId")
     name, email, phone = contact.name, contact.email, contact.phone
     unlinked = await remove_contact(uow, principal, contact, now=datetime.now(UTC))
+    await entity_events.append(uow, kind="contact.deleted", entity_type="Contact",
+                               entity_id=contact_id, principal=principal,
+                               data={"contact": {"id": entity_events.gid("Contact", contact_id)},
+                                     "erased": True})
     sends = 0
     if email:
         sends = int((await uow.session.execute(

@@ -170,6 +170,12 @@ async def test_deleting_a_contact_or_company_keeps_their_deals_unlinked(
     audit = await owner_conn.fetch("SELECT action FROM audit_events WHERE tenant_id = $1 "
                                    "AND action LIKE 'contact.%'", t.id)
     assert [r["action"] for r in audit] == ["contact.deleted"]
+    # Partners' webhooks learn of each change from the entity-event log (ids only on delete).
+    entity = await owner_conn.fetch(
+        "SELECT kind, data FROM entity_events WHERE tenant_id = $1 AND kind LIKE '%.deleted' "
+        "ORDER BY seq", t.id)
+    assert [r["kind"] for r in entity] == ["contact.deleted", "company.deleted"]
+    assert '"name"' not in entity[0]["data"]
 
 
 async def test_merging_companies_moves_contacts_and_deals(tenants: TenantFactory) -> None:
