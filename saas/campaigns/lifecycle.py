@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, text
 
-from saas.campaigns.service import CampaignView, _require_editor, get, steps_of, stop_enrollments
+from saas.campaigns.service import CampaignView, get, require_editor, steps_of, stop_enrollments
 from saas.db import UnitOfWork
 from saas.errors import Conflict
 from tenants.principal import Principal
@@ -17,7 +17,7 @@ from tenants.principal import Principal
 async def archive(*, uow: UnitOfWork, principal: Principal, campaign_id: uuid.UUID,
                   now: datetime) -> CampaignView:
     """Every active enrollment leaves (`campaign_paused`); nothing is sent or enrolled again."""
-    _require_editor(principal)
+    require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
     if c.status == "archived":
         raise Conflict("the campaign is already archived", field="campaignId")
@@ -33,7 +33,7 @@ async def archive(*, uow: UnitOfWork, principal: Principal, campaign_id: uuid.UU
 
 async def delete(*, uow: UnitOfWork, principal: Principal, campaign_id: uuid.UUID) -> uuid.UUID:
     """Only a campaign that never sent (or tried to send) a message can go."""
-    _require_editor(principal)
+    require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
     sends = int((await uow.session.execute(text(
         "SELECT count(*) FROM campaign_sends WHERE campaign_id = :c"), {"c": c.id})).scalar_one())

@@ -68,7 +68,7 @@ class CampaignView:
     steps: list[CampaignStep] = field(default_factory=list)
 
 
-def _require_editor(principal: Principal) -> None:
+def require_editor(principal: Principal) -> None:
     principal.require(Scope.CAMPAIGNS_WRITE)
 
 
@@ -200,7 +200,7 @@ async def _start_cursor(uow: UnitOfWork) -> None:
 
 
 async def create(*, uow: UnitOfWork, principal: Principal, spec: CampaignSpec) -> CampaignView:
-    _require_editor(principal)
+    require_editor(principal)
     c = Campaign(tenant_id=principal.tenant_id, id=uuid.uuid4(), status="active", version=1,
                  trigger_days=None, segment_ids=[], pipeline_ids=[], stage_ids=[], labels=[],
                  temperatures=[], created_by=principal.user_id, name="", trigger="")
@@ -248,7 +248,7 @@ async def update_campaign(
 ) -> CampaignView:
     """Change a definition. Active enrollments keep their position: step N is whatever step
     N is when it comes due (documented in docs/campaigns.md)."""
-    _require_editor(principal)
+    require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
     if c.status == "archived":
         raise Conflict("the campaign is archived", field="campaignId")
@@ -271,7 +271,7 @@ async def set_status(*, uow: UnitOfWork, principal: Principal, campaign_id: uuid
                      status: str, now: datetime) -> CampaignView:
     """Pause (every active enrollment leaves; nothing more is sent) or resume (new triggers
     enroll again; those who left while paused stay out)."""
-    _require_editor(principal)
+    require_editor(principal)
     c = await get(uow=uow, campaign_id=campaign_id, for_update=True)
     if c.status == "archived":
         raise Conflict("the campaign is archived", field="campaignId")
