@@ -39,6 +39,8 @@ UPDATE_FIELD = """mutation($input: UpdateCustomFieldInput!) { updateCustomField(
   field { key label choices required archivedAt } errors { code field message } } }"""
 ARCHIVE_FIELD = """mutation($input: CustomFieldRefInput!) { archiveCustomField(input: $input) {
   field { key archivedAt } errors { code field message } } }"""
+RESTORE_FIELD = """mutation($input: CustomFieldRefInput!) { restoreCustomField(input: $input) {
+  field { key archivedAt } errors { code field message } } }"""
 RENAME_TEAM = """mutation($input: RenameTeamInput!) { renameTeam(input: $input) {
   team { id name } errors { code field message } } }"""
 DELETE_TEAM = """mutation($input: DeleteTeamInput!) { deleteTeam(input: $input) {
@@ -180,6 +182,11 @@ async def test_custom_fields_teams_activities_and_targets(tenants: TenantFactory
     assert write["updateDeal"]["errors"] == [{"code": "VALIDATION_FAILED",
                                               "field": "customFields.tier",
                                               "message": "custom field 'tier' is archived"}]
+    twice = await admin.ok(ARCHIVE_FIELD, input={"key": "tier"})
+    assert [e["code"] for e in twice["archiveCustomField"]["errors"]] == ["CONFLICT"]
+    restored = await admin.ok(RESTORE_FIELD, input={"key": "tier"})
+    assert restored["restoreCustomField"]["field"]["archivedAt"] is None
+    assert (await admin.ok(FIELDS))["customFields"] == [{"key": "tier", "label": "Service tier"}]
 
     team = await t.add_team("East")
     team_id = str(GlobalID("Team", str(team)))
