@@ -28,12 +28,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
-from sqlalchemy import select
 
 from saas.db import Database
-from saas.deals import events as event_log
-from saas.deals.models import Deal
-from saas.live.delivered import Batch, Card, Delivered, RenderCache
+from saas.live.delivered import Batch, RenderCache
+from saas.live.reads import read_after
 from saas.live.subscribers import (
     NOT_DELIVERED,
     Direct,
@@ -44,7 +42,6 @@ from saas.live.subscribers import (
     Wakeups,
 )
 from saas.observability.metrics import EVENTS_FANNED_OUT, LIVE_WAKEUPS, WS_SUBSCRIPTIONS
-from tenants.models import User
 
 log = logging.getLogger("saas.live")
 
@@ -391,23 +388,7 @@ class Hub:
     async def _read(self, tenant_id: uuid.UUID, pipeline_id: uuid.UUID | None,
                     after_seq: int, kinds: Sequence[str] | None) -> Batch:
         assert self.db is not None
-        async with self.db.unit_of_work(tenant_id) as uow:
-            rows = await event_log.after(uow, after_seq=after_seq, limit=self.page_size,
-                                         pipeline_id=pipeline_id, kinds=kinds)
-            cards: dict[uuid.UUID, Card] = {}
-            deal_ids = {e.deal_id for e in rows}
-            if deal_ids:
-                result = await uow.session.execute(
-                    select(Deal.id, Deal.title, Deal.amount, Deal.currency, Deal.temperature,
-                           Deal.version, Deal.stage_id, Deal.pipeline_id, Deal.owner_id,
-                           User.name)
-                    .outerjoin(User, (User.tenant_id == Deal.tenant_id)
-                               & (User.id == Deal.owner_id))
-                    .where(Deal.id.in_(deal_ids)))
-                for r in result:
-                    cards[r[0]] = Card(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                                       r[9])
-        return Batch(rows, cards, [Delivered(e, cards.get(e.deal_id)) for e in rows])
-
+        return await read_after(self.db, tenant_id, pipeline_id, after_seq, kinds,
+                                limit=self.page_size)
 
 Publisher = Callable[[list[dict[str, object]]], Awaitable[None]]

@@ -15,7 +15,7 @@ from saas.db import Database
 from saas.live.hub import Hub
 from saas.settings import Settings
 from schema.context import Context, Services
-from schema.live.transport import live_schema, shareable_types
+from schema.live.rendering import live_schema, shareable_types
 from schema.root import build_schema
 from tests.factories import TenantFactory
 from tests.live.support import BOARD_EVENTS, ApiServer, WsClient
