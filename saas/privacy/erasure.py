@@ -7,10 +7,12 @@ What `erase_contact` does, in one transaction:
    unsubscribe record and any merge record pointing at it).
 2. Campaign messages sent to the person's address are redacted: recipient, subject, body
    become "[erased]", the unsubscribe link and any error text are removed.
-3. Every other text, jsonb and text[] column of the tenant's customer-data tables (deals'
-   titles, custom fields and lost reasons, stage-event data, activity subjects and notes,
-   companies, forecasts, and tables later migrations add) has the full name, the e-mail
-   and the phone replaced by "[erased]": free-text notes that name the person are kept but
+3. Every other text, jsonb, text[] and bytea column of the tenant's customer-data tables
+   (deals' titles, custom fields and lost reasons, stage-event data, activity subjects and
+   notes, companies, forecasts, entity events and webhook payloads, imported and exported
+   files, stored responses of idempotent requests, and tables later migrations add) has the
+   full name, the e-mail and the phone replaced by "[erased]" (bytes: their UTF-8 and
+   JSON-escaped forms): free-text notes that name the person are kept but
    no longer identify them. Configuration and account tables (users, teams, keys, sessions,
    segments, stages, campaign templates, targets) are not customer data and are left alone;
    the append-only audit trail never held the person's data (entries name ids only).
@@ -128,6 +130,59 @@ async def _sweep(uow: UnitOfWork, plain: str, in_json: str) -> int:
     return changed
 
 
+_BYTEA = text("""
+    SELECT c.table_name, c.column_name FROM information_schema.columns c
+    WHERE c.table_schema = 'public' AND c.data_type = 'bytea'
+      AND EXISTS (SELECT 1 FROM information_schema.columns t
+                  WHERE t.table_schema = 'public' AND t.table_name = c.table_name
+                    AND t.column_name = 'tenant_id')
+    ORDER BY c.table_name, c.ordinal_position""")
+
+
+def byte_patterns(name: str | None, email: str | None,
+                  phone: str | None) -> tuple[list[bytes], re.Pattern[bytes]] | None:
+    """(the terms' UTF-8 and JSON-escaped bytes to look for, one regex replacing them):
+    stored files and cached responses (CSV, JSON) hold the person as text in bytes."""
+    needles: list[bytes] = []
+    parts: list[bytes] = []
+    for term, as_word in ((name, True), (email, False), (phone, False)):
+        term = (term or "").strip()
+        if len(term) < MIN_TERM:
+            continue
+        for form in {term, json.dumps(term)[1:-1], json.dumps(term, ensure_ascii=False)[1:-1]}:
+            raw = form.encode()
+            needles += [raw, raw.lower()]
+            body = re.escape(raw)
+            parts.append(rb"(?<![\w])" + body + rb"(?![\w])" if as_word else body)
+    if not parts:
+        return None
+    return sorted(set(needles)), re.compile(b"|".join(parts), re.IGNORECASE)
+
+
+async def _sweep_bytes(uow: UnitOfWork, needles: list[bytes],
+                       pattern: re.Pattern[bytes]) -> int:
+    """The same replacement in bytea columns (imported and exported files, stored
+    responses of idempotent requests), row by row."""
+    changed = 0
+    for table, column in (await uow.session.execute(_BYTEA)).all():
+        if table in NOT_SWEPT:
+            continue
+        col = f'"{column}"'
+        where = " OR ".join(f"position(CAST(:n{i} AS bytea) IN {col}) > 0"
+                            for i in range(len(needles)))
+        params = {f"n{i}": n for i, n in enumerate(needles)}
+        rows = (await uow.session.execute(
+            text(f'SELECT ctid::text AS row, {col} AS value FROM "{table}" WHERE {where}'),
+            params)).all()
+        for row in rows:
+            value = pattern.sub(ERASED.encode(), bytes(row.value))
+            await uow.session.execute(
+                text(f'UPDATE "{table}" SET {col} = :v WHERE ctid = CAST(CAST(:row AS text) AS tid)'),
+                {"v": value, "row": row.row})
+            changed += 1
+    return changed
+
+
 async def erase_contact(*, uow: UnitOfWork, principal: Principal,
                         contact_id: uuid.UUID) -> Erasure:
     """Remove the person's personal data everywhere (see the module docstring)."""
@@ -148,6 +203,9 @@ async def erase_contact(*, uow: UnitOfWork, principal: Principal,
             _REDACT_SENDS, {"x": ERASED, "email": email})).rowcount or 0)  # type: ignore[attr-defined]
     found = patterns(name, email, phone)
     values = await _sweep(uow, *found) if found else 0
+    in_bytes = byte_patterns(name, email, phone)
+    if in_bytes:
+        values += await _sweep_bytes(uow, *in_bytes)
     await audit.record(uow, principal, Action.DATA_ERASED, target=("Contact", contact_id),
                        details={"deals_unlinked": unlinked, "sends_redacted": sends,
                                 "values_redacted": values})

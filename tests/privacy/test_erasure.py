@@ -41,15 +41,20 @@ async def grep_everywhere(owner_conn: asyncpg.Connection, *terms: str) -> list[s
     """Every (table.column) of the database whose text, jsonb, json, char or array value
     contains one of `terms` (case-insensitive), read as the owner (no RLS)."""
     columns = await owner_conn.fetch(
-        "SELECT table_name, column_name FROM information_schema.columns "
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = 'public' AND (data_type IN ('text', 'character varying', "
-        "'character', 'jsonb', 'json', 'ARRAY', 'USER-DEFINED'))")
+        "'character', 'jsonb', 'json', 'ARRAY', 'USER-DEFINED', 'bytea'))")
     hits = []
     for c in columns:
         for term in terms:
+            if c["data_type"] == "bytea":  # stored files and responses: the UTF-8 bytes
+                condition = (f'position(convert_to($1, \'UTF8\') IN "{c["column_name"]}") > 0 '
+                             f'OR position(convert_to(lower($1), \'UTF8\') '
+                             f'IN "{c["column_name"]}") > 0')
+            else:
+                condition = f'"{c["column_name"]}"::text ILIKE \'%\' || $1 || \'%\''
             n = await owner_conn.fetchval(
-                f'SELECT count(*) FROM "{c["table_name"]}" WHERE "{c["column_name"]}"::text '
-                f"ILIKE '%' || $1 || '%'", term)
+                f'SELECT count(*) FROM "{c["table_name"]}" WHERE {condition}', term)
             if n:
                 hits.append(f"{c['table_name']}.{c['column_name']} ({term}): {n}")
     return hits
@@ -96,7 +101,15 @@ async def test_erasure_leaves_no_trace_and_keeps_the_figures(
                                     "subject": f"Call {NAME}",
                                     "note": f"{NAME} ({PHONE}) asked for a discount; "
                                             f"mail {EMAIL}. Zelda's colleague joins."})
+    # An idempotent request keeps its response (with the person's phone) for replays.
+    replay = await client.post("/graphql", json={
+        "query": "mutation($id: ID!, $p: String!) { updateContact(input: {contactId: $id, "
+                 "expectedVersion: 2, phone: $p}) { contact { name email phone } } }",
+        "variables": {"id": zelda, "p": PHONE}},
+        headers={**admin.headers, "Idempotency-Key": '"k-1"'})
+    assert PHONE in replay.text
     link = url_for(mail_settings, t.id, raw(zelda)).removeprefix(
+
         mail_settings.public_base_url.rstrip("/"))
     assert (await client.get(link)).status_code == 200
     assert await grep_everywhere(owner_conn, NAME, EMAIL, PHONE) != []  # it was there
@@ -115,6 +128,10 @@ async def test_erasure_leaves_no_trace_and_keeps_the_figures(
     assert [e["campaign_name"] for e in data["campaign_enrollments"]] == ["Welcome"]
     figures = await _analytics(admin, pipeline["id"])
 
+    stored = await owner_conn.fetchval(
+        "SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1 "
+        "AND position(convert_to($2, 'UTF8') IN response) > 0", t.id, PHONE)
+    assert stored == 1
     erased = (await admin.ok(ERASE, id=zelda))["eraseContact"]
     assert erased["errors"] == [] and erased["erasedContactId"] == zelda
     assert (erased["dealsUnlinked"], erased["messagesRedacted"]) == (1, 1)
