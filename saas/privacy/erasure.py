@@ -177,7 +177,8 @@ async def _sweep_bytes(uow: UnitOfWork, needles: list[bytes],
         for row in rows:
             value = pattern.sub(ERASED.encode(), bytes(row.value))
             await uow.session.execute(
-                text(f'UPDATE "{table}" SET {col} = :v WHERE ctid = CAST(CAST(:row AS text) AS tid)'),
+                text(f'UPDATE "{table}" SET {col} = :v '
+                     "WHERE ctid = CAST(CAST(:row AS text) AS tid)"),
                 {"v": value, "row": row.row})
             changed += 1
     return changed
