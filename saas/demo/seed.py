@@ -149,7 +149,7 @@ def _simulate(rng: np.random.Generator, pipeline_id: uuid.UUID, stage_ids: list[
 
 async def _write_deals(uow: UnitOfWork, rng: np.random.Generator, tenant_id: uuid.UUID,
                        runs: list[_PipelineRun], contacts: list[tuple[uuid.UUID, str]],
-                       now: datetime) -> int:
+                       now: datetime, currency: str) -> int:
     """Deals and their stage events; one per-tenant seq across pipelines, in time order."""
     all_times = np.concatenate([r.h.times for r in runs])
     order = np.argsort(all_times, kind="stable")
@@ -177,7 +177,7 @@ async def _write_deals(uow: UnitOfWork, rng: np.random.Generator, tenant_id: uui
                 "t": tenant_id, "id": deal_id, "p": r.pipeline_id, "s": r.stage_ids[stage],
                 "owner": r.owners[d], "contact": contact,
                 "title": f"{company_name}: {_TITLES[(n + d) % len(_TITLES)]}",
-                "amount": amount, "cur": "EUR",
+                "amount": amount, "cur": currency,
                 "close": (now + timedelta(days=int(close_days[d]))).date(),
                 "temp": str(temps[d]),
                 "labels": [lab for lab, on in zip(LABELS, label_pick[d], strict=True) if on],
@@ -191,7 +191,7 @@ async def _write_deals(uow: UnitOfWork, rng: np.random.Generator, tenant_id: uui
                     "p": r.pipeline_id, "kind": kind,
                     "from": r.stage_ids[int(h.from_stage[i])] if h.from_stage[i] >= 0 else None,
                     "to": r.stage_ids[int(h.to_stage[i])], "actor": r.owners[d],
-                    "amount": amount, "cur": "EUR",
+                    "amount": amount, "cur": currency,
                     "reason": history.LOST_REASONS[int(h.reason[i])] if kind == "lost" else None,
                     "data": '{"changed": ["amount"]}' if kind == "updated" else "{}",
                     "at": _when(h.times[i])})
@@ -312,7 +312,10 @@ async def seed(*, db: Database, admin: Principal, seed: int = DEMO_SEED,
             ids, kinds = await _stage_ids(uow, pipeline_id)
             runs.append(_simulate(rng, pipeline_id, ids, kinds, round(deals * share),
                                   now.timestamp(), reps))
-        events = await _write_deals(uow, rng, tenant_id, runs, contacts, now)
+        # The tenant's base currency, so plan-fact's won amounts (base currency) count them.
+        currency = str((await uow.session.execute(text(
+            "SELECT base_currency FROM tenants WHERE id = :t"), {"t": tenant_id})).scalar_one())
+        events = await _write_deals(uow, rng, tenant_id, runs, contacts, now, currency.strip())
         acts = await _activities(uow, rng, tenant_id, runs, now)
         past_weeks = await _targets(uow, rng, tenant_id, people, admin.user_id or reps[0],
                                     now.date())

@@ -98,10 +98,13 @@ async def test_analytics_stale_plan_fact_forecast_and_accuracy_are_not_empty(
     assert all(m["target"] is not None for r in plan["reps"] for m in r["metrics"])
     assert sum(float(m["actual"]) for r in plan["reps"] for m in r["metrics"]) > 0
     history = (await _ok(client, rep_headers, """{ planFactHistory(metric: WON_AMOUNT, limit: 200) {
-        periodStart subjectKind } }"""))["planFactHistory"]
+        periodStart subjectKind actual } }"""))["planFactHistory"]
     weeks = [week_start(date.today()) - timedelta(weeks=k) for k in range(1, 9)]
     assert sorted({h["periodStart"] for h in history}) == sorted(w.isoformat() for w in weeks)
     assert sum(h["subjectKind"] == "team" for h in history) == 3 * 8
+    # Deals are in the tenant's base currency, so past weeks' won amounts count them.
+    won = [h for h in history if h["subjectKind"] == "team" and float(h["actual"]) > 0]
+    assert won, history
 
     forecasts = (await _ok(client, rep_headers, """query($p: ID!) { forecasts(pipelineId: $p) {
         status result } }""", p=pipeline))["forecasts"]

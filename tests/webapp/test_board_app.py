@@ -65,12 +65,12 @@ async def test_login_shows_the_board_with_its_columns_cards_and_drawer(
     expected = await stages(owner_conn, demo)
     assert list(shown) == [s["name"] for s in expected]
     for s in expected:
-        assert shown[s["name"]]["count"].startswith(f"{s['n']} · €"), (s["name"], shown[s["name"]])
+        assert re.fullmatch(rf"{s['n']} · \$[\d,]+", shown[s["name"]]["count"]), shown[s["name"]]
         assert len(shown[s["name"]]["cards"]) == min(25, s["n"])
     assert sum(s["n"] for s in expected) == 400
     # A card says what it is: title, amount, owner and contact, temperature, days in stage.
     text = await page.locator(".card").first.inner_text()
-    assert re.search(r"€[\d,]+", text) and " d in stage" in text and " · " in text
+    assert re.search(r"\$[\d,]+", text) and " d in stage" in text and " · " in text
     assert await page.locator(".card.stale .stale-mark").count() > 0
     await page.screenshot(path=output_dir / "board.png", full_page=True)
 
@@ -206,8 +206,9 @@ async def test_the_page_reconnects_to_a_restarted_api_and_shows_the_moves_it_mis
     await page.context.close()
 
 
-async def test_funnel_forecast_and_plan_fact_views(
-        browser: Browser, api_server: ApiServer, demo: Demo, output_dir: Path) -> None:
+async def test_funnel_forecast_segments_and_plan_fact_views(
+        browser: Browser, api_server: ApiServer, demo: Demo, owner_conn: Any,
+        output_dir: Path) -> None:
     page = await open_app(browser, api_server, demo, admin_email(demo))
     await page.click("nav button[data-view=funnel]")
     await page.wait_for_selector("#funnel-chart[data-ready=true]")
@@ -216,6 +217,13 @@ async def test_funnel_forecast_and_plan_fact_views(
     await page.wait_for_selector("#forecast-chart[data-ready=true]")
     assert "open deals" in await page.locator("#forecast-note").inner_text()
     await page.locator("#view-forecast").screenshot(path=output_dir / "forecast.png")
+    await page.click("nav button[data-view=board]")
+    await page.select_option("#segment", label="Renewals")
+    await page.locator('.column[data-stage="Renewal due"]').wait_for()
+    renewals = await board_state(page)
+    assert list(renewals) == [s["name"] for s in await stages(owner_conn, demo, "Renewals")]
+    assert sum(int(c["count"].split(" ")[0]) for c in renewals.values()) == 100
+    await page.screenshot(path=output_dir / "renewals-board.png")
     await page.click("nav button[data-view=planfact]")
     rows = page.locator(".planfact tbody tr")
     await rows.first.wait_for()

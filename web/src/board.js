@@ -73,7 +73,7 @@ export class Board {
   column({ stage, dealCount, deals }, amounts) {
     const list = el("ol", { class: "cards" });
     const head = el("header", {}, el("h2", {}, stage.name), el("span", { class: "count" }));
-    const currency = amounts[0]?.currency || "EUR"; // the demo's one currency; others not summed
+    const currency = amounts[0]?.currency || "USD"; // one currency per column; others not summed
     const amount = amounts.filter((a) => a.currency === currency).reduce((s, a) => s + Number(a.amount), 0);
     const col = { stage, count: dealCount, amount, currency, list, head };
     this.columns.set(stage.id, col);
