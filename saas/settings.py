@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
     graphql_max_tokens: int = Field(default=4000, ge=10)
+    # Documents of callers without credentials (login, refresh, password reset, ...).
+    graphql_anonymous_max_tokens: int = Field(default=200, ge=10)
     # Objects one operation may ask for (schema/cost.py): lists multiply by `first`.
     graphql_max_cost: int = Field(default=20_000, ge=1)
     # The edge (schema/edge): limits checked before a document is parsed or executed.

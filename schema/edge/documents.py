@@ -36,6 +36,10 @@ from graphql import (
 BYTES_PER_CHARACTER = 48
 ENTRY_OVERHEAD = 2048
 MAX_REPEATS = 8  # same response name or fragment spread in one selection set
+MAX_SPREADS = 16  # fragment spreads in one selection set
+# Fields of the document once its fragments are expanded: spreads of spreads multiply
+# (8 spreads of a fragment with 8 spreads of ... is 8^depth fields for validation and cost).
+MAX_EXPANDED_FIELDS = 5000
 
 
 class DocumentErrors(Exception):
@@ -98,8 +102,10 @@ class Documents:
             self._cache.move_to_end(sha256)
         return document
 
-    def prepare(self, query: str, *, cache: bool, sha256: str | None = None) -> Document:
-        """The validated document for `query`, or DocumentErrors; cached when `cache`."""
+    def prepare(self, query: str, *, cache: bool, sha256: str | None = None,
+                max_tokens: int | None = None) -> Document:
+        """The validated document for `query`, or DocumentErrors; cached when `cache`.
+        `max_tokens` lowers the token limit (anonymous callers: schema.edge.http)."""
         key = sha256 or digest(query)
         document = self.cached(key)
         if document is not None:
@@ -108,13 +114,13 @@ class Documents:
             raise DocumentErrors("parse", [GraphQLError(
                 f"the document is longer than {self.max_length} characters")])
         try:
-            node = parse(query, max_tokens=self.max_tokens)
+            node = parse(query, max_tokens=min(max_tokens or self.max_tokens, self.max_tokens))
         except GraphQLError as e:
             raise DocumentErrors("parse", [e]) from None
         except RecursionError:
             raise DocumentErrors("parse", [GraphQLError("the document is nested too deeply")]
                                  ) from None
-        repeated = _repetition(node)
+        repeated = _repetition(node) or _expansion(node)
         if repeated is not None:
             raise DocumentErrors("validation", [GraphQLError(repeated)], node)
         errors = validate(self.schema, node, self.rules, max_errors=20,
@@ -172,10 +178,51 @@ def _repetition(document: DocumentNode) -> str | None:
                     sets.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
                 names["..." + selection.name.value] += 1
+        spreads = sum(count for name, count in names.items() if name.startswith("..."))
+        if spreads > MAX_SPREADS:
+            return (f"{spreads} fragment spreads in one selection set (at most {MAX_SPREADS}: "
+                    "validation compares every pair)")
         for name, count in names.items():
             if count > MAX_REPEATS:
                 return (f"'{name[:60]}' is selected {count} times in one selection set "
                         f"(at most {MAX_REPEATS})")
+    return None
+
+
+def _expansion(document: DocumentNode) -> str | None:
+    """A message when expanding the fragments gives more than MAX_EXPANDED_FIELDS fields
+    (counted once per fragment, linear in the document)."""
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    sizes: dict[str, int] = {}
+
+    def size(selection_set: SelectionSetNode, visiting: frozenset[str]) -> int:
+        total = 0
+        stack = [selection_set]
+        while stack:
+            for selection in stack.pop().selections:
+                if isinstance(selection, FieldNode):
+                    total += 1
+                    if selection.selection_set is not None:
+                        stack.append(selection.selection_set)
+                elif isinstance(selection, InlineFragmentNode):
+                    stack.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    if name in visiting or name not in fragments:
+                        continue  # a cycle or an unknown fragment: validation says so
+                    if name not in sizes:
+                        sizes[name] = size(fragments[name].selection_set, visiting | {name})
+                    total += sizes[name]
+            if total > MAX_EXPANDED_FIELDS:
+                return total
+        return total
+
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            if size(definition.selection_set, frozenset()) > MAX_EXPANDED_FIELDS:
+                return (f"the operation expands to more than {MAX_EXPANDED_FIELDS} fields "
+                        "(fragments spread inside fragments multiply)")
     return None
 
 

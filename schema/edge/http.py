@@ -52,10 +52,12 @@ class HTTPEdge:
     """The HTTP side of the GraphQL endpoint (websockets stay with Strawberry's view)."""
 
     def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
-                 cache: ResponseCache | None, max_cost: int, deadline: float = 30.0) -> None:
+                 cache: ResponseCache | None, max_cost: int, deadline: float = 30.0,
+                 anonymous_max_tokens: int = 200) -> None:
         self.view = view
         self.max_cost = max_cost
         self.deadline = deadline
+        self.anonymous_max_tokens = anonymous_max_tokens
         self.documents = documents
         self.limits = limits
         self.cache = cache
@@ -128,8 +130,12 @@ class HTTPEdge:
                   sub_response: TemporalResponse) -> Response:
         assert envelope.query is not None
         try:
-            document = self.documents.prepare(envelope.query,
-                                              cache=context.principal is not None)
+            # Anonymous callers can only log in and the like: small documents, so their
+            # parsing cannot take the event loop for long (the cache is not theirs either).
+            anonymous = context.principal is None
+            document = self.documents.prepare(
+                envelope.query, cache=not anonymous,
+                max_tokens=self.anonymous_max_tokens if anonymous else None)
             operation = document.operation(envelope.operation_name)
         except DocumentErrors as e:
             return self.request_errors(chosen, e.errors, KIND_CODES[e.kind])
