@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from saas.settings import Settings, get_settings
@@ -182,6 +183,25 @@ def cmd_dev(settings: Settings, *, port: int | None) -> int:
     return supervisor.run(settings, port=port)
 
 
+def _register_documents(settings: Settings, files: list[str]) -> int:
+    texts = [Path(f).read_text() for f in files]
+    return asyncio.run(_register(settings, texts))
+
+
+async def _register(settings: Settings, texts: list[str]) -> int:
+    import redis.asyncio as aioredis
+
+    from schema.edge import persisted  # the composition root may import schema/
+
+    client = aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    try:
+        for name, digest in await persisted.register(client, texts):
+            print(f"{digest}  {name}")
+    finally:
+        await client.aclose()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="saas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--admin-password")
     create.add_argument("--demo", action="store_true",
                         help="fill it with the demo data (teams, reps, deals with history)")
+    documents = sub.add_parser("documents", help="trusted documents of first-party apps")
+    documents_sub = documents.add_subparsers(dest="documents_command", required=True)
+    register = documents_sub.add_parser(
+        "register", help="register every operation of the given .graphql files (prints each "
+                         "operation's name and sha256)")
+    register.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -219,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "migrate":
         settings = _settings_with_embedded(settings, need_redis=False)
         cmd_migrate(settings)
+    elif args.command == "documents":
+        return _register_documents(settings, args.files)
     elif args.command == "tenant":
         settings = _settings_with_embedded(settings, need_redis=False)
         asyncio.run(_provision(settings, args.name, args.slug, args.admin_email,

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, ge=2)  # nesting of variables/extensions
     max_input_list_length: int = Field(default=1000, ge=1)  # any list in variables
     max_string_length: int = Field(default=20_000, ge=1)  # any String input (fields: less)
+    # Automatic persisted queries (Apollo's protocol) are kept this long in Redis; with
+    # TRUSTED_DOCUMENTS, callers signed in as users run only registered documents.
+    apq_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    trusted_documents: bool = False
     # Parsed and validated documents of authenticated callers, bounded by estimated bytes.
     document_cache_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
     graphql_introspection: bool | None = None  # None: on in dev/test, off in production

@@ -45,6 +45,7 @@ class Envelope:
     operation_name: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
+    persist_hash: str | None = None  # an APQ hash to keep once the document validated
 
 
 def bad_request(message: str) -> Refusal:

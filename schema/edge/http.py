@@ -31,7 +31,7 @@ from saas.observability.metrics import GRAPHQL_DURATION, operation_label
 from schema import idempotency
 from schema.context import Context
 from schema.cost import Cost, estimate, fragments_of
-from schema.edge import media, variables
+from schema.edge import media, persisted, variables
 from schema.edge.documents import Document, DocumentErrors, Documents
 from schema.edge.envelope import Envelope, Limits, Refusal, from_request
 from schema.response_cache import RESPONSE_CACHE, ResponseCache
@@ -73,10 +73,15 @@ class HTTPEdge:
             return await self.view.render_graphql_ide(request)
         try:
             envelope = await from_request(request, self.limits)
+            if "persistedQuery" in envelope.extensions:
+                envelope.persist_hash = await persisted.resolve(
+                    envelope, self.view.services.redis, self.view.services.settings.apq_ttl_seconds)
             if envelope.query is None:
                 raise Refusal(400, "BAD_REQUEST", "the request has no 'query'")
         except Refusal as refusal:
             return self.refuse(chosen, refusal)
+        except persisted.NotPersisted as e:
+            return self.request_errors(chosen, [GraphQLError(e.message)], e.code)
         sub_response = TemporalResponse()
         context = await self.view.get_context(request, sub_response)
         return await self.guarded(request, chosen,
@@ -139,6 +144,16 @@ class HTTPEdge:
             operation = document.operation(envelope.operation_name)
         except DocumentErrors as e:
             return self.request_errors(chosen, e.errors, KIND_CODES[e.kind])
+        settings = self.view.services.settings
+        if envelope.persist_hash is not None:
+            await persisted.remember(self.view.services.redis, envelope.persist_hash,
+                                     envelope.query, settings.apq_ttl_seconds)
+        if (settings.trusted_documents
+                and (context.principal is None or not context.principal.is_api_key)
+                and not await persisted.is_trusted(self.view.services.redis, document.node)):
+            return self.request_errors(chosen, [GraphQLError(
+                "only registered operations run for this app: register its documents with "
+                "'saas documents register'")], "TRUSTED_DOCUMENT_REQUIRED", status=400)
         if operation.operation == OperationType.SUBSCRIPTION:
             return self.request_errors(chosen, [GraphQLError(
                 "subscriptions run over the websocket (graphql-transport-ws) at this path")],
