@@ -235,7 +235,7 @@ class HTTPEdge:
                 else sub_response.status_code or 200)
         headers = dict(sub_response.headers)
         if envelope.method == "GET":
-            headers.update(cache_headers(context))
+            headers.update(cache_headers(context, errors="errors" in payload))
         return media.respond(chosen, code, media.encode(payload), headers)
 
     async def cached(self, request: Request, chosen: str, envelope: Envelope,
@@ -310,9 +310,9 @@ def cost_error(cost: Cost) -> GraphQLError:
         extensions={"cost": cost.as_extension()})
 
 
-def cache_headers(context: Context) -> dict[str, str]:
-    """GET answers: a shared cache may keep what is not per caller; nothing else."""
-    if context.principal is None and context.auth_error is None:
+def cache_headers(context: Context, *, errors: bool = False) -> dict[str, str]:
+    """GET answers: a shared cache may keep what is not per caller and has no errors."""
+    if context.principal is None and context.auth_error is None and not errors:
         return {"Cache-Control": "public, max-age=60", "Vary": "Accept, Authorization"}
     return {"Cache-Control": "private, no-store", "Vary": "Accept, Authorization, X-API-Key"}
 

@@ -67,3 +67,19 @@ async def test_an_allowed_origin_reads_the_answer(cors_client: httpx.AsyncClient
     other = await cors_client.post("/graphql", json={"query": "{ me { tenantId } }"},
                                    headers={**t.admin_caller.headers, "origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_get_answers_say_who_may_cache_them(client: httpx.AsyncClient,
+                                                   tenants: TenantFactory) -> None:
+    t = await tenants.create()
+    mine = await client.get("/graphql", params={"query": "{ me { tenantId } }"},
+                            headers=t.admin_caller.headers)
+    assert mine.json()["data"] == {"me": {"tenantId": str(t.id)}}
+    assert mine.headers["cache-control"] == "private, no-store"
+    assert "Authorization" in mine.headers["vary"]
+    public = await client.get("/graphql", params={"query": "{ __typename }"})
+    assert public.json()["data"] == {"__typename": "Query"}
+    assert public.headers["cache-control"] == "public, max-age=60"
+    anonymous_error = await client.get("/graphql", params={"query": "{ me { tenantId } }"})
+    assert anonymous_error.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert anonymous_error.headers["cache-control"] == "private, no-store"
