@@ -35,6 +35,7 @@ from schema.edge import media, persisted, variables
 from schema.edge.documents import Document, DocumentErrors, Documents
 from schema.edge.envelope import Envelope, Limits, Refusal, from_request
 from schema.response_cache import RESPONSE_CACHE, ResponseCache
+from tenants.scopes import Scope
 
 if TYPE_CHECKING:
     from saas.app import GraphQLApp
@@ -174,7 +175,10 @@ class HTTPEdge:
                 and idempotency.HEADER in request.headers):
             return await self.idempotent(request, chosen, envelope, operation, context,
                                          sub_response)
+        # An entry is the tenant's board: only a caller allowed to read boards is served one
+        # (anyone else gets the resolvers' scope error).
         if (self.cache is not None and context.principal is not None
+                and context.principal.has(Scope.DEALS_READ)
                 and self.cache.is_cacheable(document.sha256, document.node, operation)):
             return await self.cached(request, chosen, envelope, document, context,
                                      sub_response)

@@ -164,6 +164,18 @@ async def test_another_tenant_never_gets_a_cached_board(tenants: TenantFactory) 
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+async def test_a_caller_without_deals_read_never_gets_a_cached_board(
+        tenants: TenantFactory) -> None:
+    t, admin, pipeline, _ = await _setup(tenants)
+    cached = await admin.ok(CARDS, p=pipeline["id"], n=25)
+    assert cached["board"]["columns"]
+    # Same tenant, same request body, a key that may read contacts but not deals.
+    contacts_only = t.key_caller(await t.api_key("contacts:read"))
+    body = await contacts_only.gql(CARDS, p=pipeline["id"], n=25)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
 async def test_selections_beyond_the_board_tables_are_never_cached(
         tenants: TenantFactory, app: Any) -> None:
     db = app.state.services.db
