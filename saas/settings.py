@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     board_cache_entries: int = Field(default=2048, ge=0)
     board_cache_max_entry_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
     board_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # all entries
+    # Board and deal-list queries answered by one SQL statement that builds their JSON
+    # (schema/compiled/); off: every query runs through the resolvers.
+    compiled_reads: bool = True
     ws_connection_init_timeout: float = 10.0
     ws_max_subscriptions: int = 20
     ws_keepalive_seconds: float = 15.0

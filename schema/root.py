@@ -22,6 +22,7 @@ from schema.analytics.api import AnalyticsQuery
 from schema.analytics.targets import TargetsMutation
 from schema.campaigns.api import CampaignsMutation, CampaignsQuery
 from schema.campaigns.lifecycle import CampaignLifecycleMutation
+from schema.compiled.extension import CompiledReads
 from schema.contacts.api import ContactsMutation, ContactsQuery
 from schema.context import Info
 from schema.currency.api import CurrencyMutation, CurrencyQuery
@@ -125,6 +126,8 @@ def build_schema(settings: Settings) -> Schema:
         DomainErrors,
         edge_documents,
     ]
+    if settings.compiled_reads:
+        extensions.append(CompiledReads)  # last: it answers at the execution step
     query = merge_types("Query", (_node_query(), *QUERIES))
     mutation = merge_types("Mutation", MUTATIONS)
     subscription = merge_types("Subscription", SUBSCRIPTIONS)

@@ -59,7 +59,7 @@ ORDERS: dict[str, tuple[Any, bool]] = {
 }
 
 
-def _where(f: DealFilter) -> list[ColumnElement[bool]]:
+def where_clauses(f: DealFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if f.archived == "active":
         clauses.append(Deal.archived_at.is_(None))
@@ -133,29 +133,46 @@ class DealPage:
     query: Select[Any]
 
 
-async def page(
-    *, uow: UnitOfWork, filter: DealFilter, order: str, first: int, after: str | None
-) -> DealPage:
+@dataclass
+class PageQuery:
+    """A page's rows, as one definition for the resolvers and the compiled reads: the
+    filter, the keyset condition after the cursor, the sort key and the ordering."""
+
+    where: list[ColumnElement[bool]]
+    key: Any
+    ordering: tuple[Any, Any]
+    limit: int  # first + 1: one more row tells whether there is a next page
+
+
+def page_query(*, filter: DealFilter, order: str, first: int, after: str | None) -> PageQuery:
     if not 0 < first <= MAX_PAGE:
         raise LimitExceeded(f"first must be 1-{MAX_PAGE}", field="first")
     expr, desc = ORDERS[order]
-    clauses = _where(filter)
-    base = select(Deal).where(and_(*clauses)) if clauses else select(Deal)
-    query = base
+    clauses = where_clauses(filter)
     if after:
         value, id = _decode_cursor(after, order)
         key = tuple_(expr, Deal.id)
-        query = query.where(key < tuple_(value, id) if desc else key > tuple_(value, id))
+        clauses.append(key < tuple_(value, id) if desc else key > tuple_(value, id))
     ordering = (expr.desc(), Deal.id.desc()) if desc else (expr.asc(), Deal.id.asc())
+    return PageQuery(where=clauses, key=expr, ordering=ordering, limit=first + 1)
+
+
+async def page(
+    *, uow: UnitOfWork, filter: DealFilter, order: str, first: int, after: str | None
+) -> DealPage:
+    q = page_query(filter=filter, order=order, first=first, after=after)
+    clauses = where_clauses(filter)
+    base = select(Deal).where(and_(*clauses)) if clauses else select(Deal)
+    query = select(Deal).where(and_(*q.where)) if q.where else select(Deal)
     rows = list(await uow.session.execute(
-        query.order_by(*ordering).limit(first + 1).add_columns(expr)))
+        query.order_by(*q.ordering).limit(q.limit).add_columns(q.key)))
     deals = [r[0] for r in rows[:first]]
     cursors = [encode_cursor(r[1], r[0].id) for r in rows[:first]]
     return DealPage(deals=deals, cursors=cursors, has_next=len(rows) > first, query=base)
 
 
 async def total(*, uow: UnitOfWork, filter: DealFilter) -> int:
-    clauses = _where(filter)
+    clauses = where_clauses(filter)
     query = select(func.count()).select_from(Deal)
     if clauses:
         query = query.where(and_(*clauses))

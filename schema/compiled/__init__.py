@@ -1,0 +1,1 @@
+"""Read queries compiled to one SQL statement that builds the response JSON."""

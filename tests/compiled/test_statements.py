@@ -1,0 +1,91 @@
+"""The compiled board and deal list: what the benchmarks send, answered alike, in one
+statement inside the tenant's transaction whatever the board's size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from prometheus_client import REGISTRY
+
+from saas.observability.statements import statements
+from tests.compiled.compare import difference, ordered, post
+from tests.compiled.world import World
+
+BOARD = """query Q($p: ID!, $n: Int!) { board(pipelineId: $p, dealsPerStage: $n) {
+  pipelineName columns { stage { id name kind position } dealCount
+    deals { id title amount currency version owner { id name } contact { id name } } } } }"""
+DEALS = """query Q($first: Int!) { deals(first: $first) { totalCount
+  pageInfo { hasNextPage endCursor }
+  edges { cursor node { id title amount currency version updatedAt customFields labels
+    owner { id name email } contact { id name email company { id name } }
+    company { id name domain } } } } }"""
+
+
+def count(result: str) -> float:
+    return REGISTRY.get_sample_value("saas_compiled_reads_total", {"result": result}) or 0
+
+
+async def test_bench_queries_are_compiled_and_identical(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
+    world = worlds[0]
+    headers = world.callers["admin"].headers
+    for query, variables in ((BOARD, {"p": world.pipelines[0], "n": 25}),
+                             (DEALS, {"first": 100}), (DEALS, {"first": 5})):
+        expected = await post(apps["resolvers"], headers, query, variables)
+        before = count("compiled")
+        got = await post(apps["compiled"], headers, query, variables)
+        assert count("compiled") == before + 1
+        assert "errors" not in expected.json()
+        assert difference(ordered(got.content), ordered(expected.content)) is None
+    page = (await post(apps["compiled"], headers, DEALS, {"first": 5})).json()["data"]["deals"]
+    assert page["totalCount"] == 25 and page["pageInfo"]["hasNextPage"] is True
+    assert len(page["edges"]) == 5
+
+
+async def test_a_cold_board_is_one_statement_in_its_transaction_whatever_its_size(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
+    world = worlds[0]
+    client = apps["compiled"]
+    db = client._transport.app.state.services.db  # type: ignore[attr-defined]
+    headers = world.callers["admin"].headers
+    await post(client, headers, "query Q { me { tenantId } }", {})  # auth state cached
+    seen_by_size = {}
+    for n in (0, 1, 3, 100):
+        async with statements(db) as seen:
+            body = (await post(client, headers, BOARD, {"p": world.pipelines[0], "n": n})).json()
+        assert "errors" not in body
+        seen_by_size[n] = seen
+    for n, seen in seen_by_size.items():
+        # BEGIN, the tenant, the one statement building the board's JSON, COMMIT.
+        assert len(seen) == 4, (n, seen)
+        assert sum("board_rows" in s for s in seen) == 1 and "BEGIN" in seen and "COMMIT" in seen
+    async with statements(db) as seen:
+        body = (await post(client, headers, DEALS, {"first": 100})).json()
+    assert "errors" not in body and len(seen) == 4, seen
+
+
+async def test_a_selection_that_needs_resolvers_goes_through_them(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
+    world = worlds[0]
+    headers = world.callers["admin"].headers
+    query = """query Q($p: ID!) { board(pipelineId: $p) { columns { deals {
+      id history { seq kind } } } } }"""
+    before = count("compiled"), count("unsupported")
+    got = await post(apps["compiled"], headers, query, {"p": world.pipelines[0]})
+    expected = await post(apps["resolvers"], headers, query, {"p": world.pipelines[0]})
+    assert (count("compiled"), count("unsupported")) == (before[0], before[1] + 1)
+    assert got.json() == expected.json()
+    assert any(d["history"] for c in got.json()["data"]["board"]["columns"] for d in c["deals"])
+
+
+async def test_nothing_is_compiled_for_mutations_or_other_root_fields(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
+    world = worlds[0]
+    headers = world.callers["admin"].headers
+    before = count("compiled")
+    body: Any = (await post(apps["compiled"], headers,
+                            "query Q($p: ID!) { board(pipelineId: $p) { pipelineName } "
+                            "segments { name } }", {"p": world.pipelines[0]})).json()
+    assert body["data"]["board"]["pipelineName"] == "Default" and body["data"]["segments"]
+    assert count("compiled") == before
