@@ -206,6 +206,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.db.prewarm(settings.db_pool_size)
         hub = build_hub(settings, services.db)  # one Redis subscription per process
         await hub.start()
         services.hub = hub

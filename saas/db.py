@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -131,6 +132,22 @@ class Database:
             await self.publisher(uow._messages)
         for callback in uow._after_commit:
             await callback()
+
+    async def prewarm(self, connections: int) -> int:
+        """Open `connections` pooled connections at once and return them to the pool, so a
+        busy process does not pay for connecting (a new PostgreSQL backend costs far more
+        than a query). The number actually opened; a database that is down is reported by
+        /readyz, not here."""
+        opened: list[Any] = []
+        try:
+            opened = list(await asyncio.gather(
+                *(self.engine.connect() for _ in range(connections))))
+        except (OSError, exc.SQLAlchemyError):
+            pass
+        finally:
+            for conn in opened:
+                await conn.close()
+        return len(opened)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

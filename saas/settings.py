@@ -154,8 +154,12 @@ class Settings(BaseSettings):
 
     arq_queue_name: str = "arq:queue"
     job_timeout_seconds: int = 300
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Connections per API process, all opened at start-up. No overflow by default: an
+    # overflow connection is closed when it is returned, so under load the process kept
+    # opening new PostgreSQL backends (hundreds per second); a request beyond the pool waits
+    # for a connection instead.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     # The API's limits on one request's work: PostgreSQL cancels a statement after this
     # long, and the whole request (after its body arrived) is cut off after the deadline.
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
