@@ -3,7 +3,8 @@
     python -m bench.raw_floor          # DATABASE_URL (owner URL; the app role is derived),
                                        # JWT_SECRET, PORT; uvicorn + uvloop + httptools
 
-Per request it reads the GraphQL-shaped POST body (variables p, n), verifies the JWT like the
+Per request it reads the GraphQL-shaped POST body (variables p, n: the board; first: the
+deal list of bench.cold_reads), verifies the JWT like the
 API does (tenant from the token only), opens a transaction on a pooled asyncpg connection as
 the application role (RLS on), sets app.tenant_id with set_config(..., true), builds the
 whole board response -- the same JSON the GraphQL board query returns -- in ONE SQL
@@ -53,6 +54,41 @@ SELECT json_build_object('data', json_build_object('board', json_build_object(
       ORDER BY s.position)
     FROM stages s WHERE s.pipeline_id = p.id AND s.archived_at IS NULL), '[]'::json))))::text
 FROM pipelines p WHERE p.id = $1
+"""
+# bench.cold_reads.DEALS: the first page of deals(first: $first), newest first, with owner,
+# contact and company, cursors and pageInfo, in one statement.
+_UTC = "(d.updated_at AT TIME ZONE 'UTC')"
+_CURSOR = (
+    "rtrim(translate(encode(convert_to('[\"' || to_char(" + _UTC + ", 'YYYY-MM-DD HH24:MI:SS')"
+    " || CASE WHEN extract(microseconds FROM d.updated_at)::bigint % 1000000 = 0 THEN ''"
+    " ELSE to_char(" + _UTC + ", '.US') END || '+00:00\", \"' || d.id::text || '\"]',"
+    " 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')")
+DEALS_SQL = f"""
+SELECT json_build_object('data', json_build_object('deals', json_build_object(
+  'edges', COALESCE(json_agg(json_build_object(
+    'cursor', {_CURSOR},
+    'node', json_build_object(
+      'id', encode(convert_to('Deal:' || d.id::text, 'UTF8'), 'base64'),
+      'title', d.title, 'amount', d.amount::text, 'currency', d.currency,
+      'version', d.version,
+      'owner', CASE WHEN u.id IS NULL THEN NULL ELSE json_build_object(
+        'id', encode(convert_to('User:' || u.id::text, 'UTF8'), 'base64'), 'name', u.name) END,
+      'contact', CASE WHEN c.id IS NULL THEN NULL ELSE json_build_object(
+        'id', encode(convert_to('Contact:' || c.id::text, 'UTF8'), 'base64'),
+        'name', c.name) END,
+      'company', CASE WHEN co.id IS NULL THEN NULL ELSE json_build_object(
+        'id', encode(convert_to('Company:' || co.id::text, 'UTF8'), 'base64'),
+        'name', co.name) END))
+    ORDER BY d.rn) FILTER (WHERE d.rn <= $1), '[]'::json),
+  'pageInfo', json_build_object(
+    'hasNextPage', count(*) > $1,
+    'endCursor', (array_agg({_CURSOR} ORDER BY d.rn DESC) FILTER (WHERE d.rn <= $1))[1]))
+))::text
+FROM (SELECT x.*, row_number() OVER (ORDER BY x.updated_at DESC, x.id DESC) AS rn
+      FROM deals x ORDER BY x.updated_at DESC, x.id DESC LIMIT $1 + 1) d
+LEFT JOIN users u ON u.id = d.owner_id
+LEFT JOIN contacts c ON c.id = d.contact_id
+LEFT JOIN companies co ON co.id = d.company_id
 """
 NOT_FOUND = b'{"data":null,"errors":[{"message":"pipeline not found"}]}'
 
@@ -108,12 +144,15 @@ class Floor:
             return
         principal = await self.verifier.verify(authorization[7:].strip())
         variables = orjson.loads(body)["variables"]
-        pipeline_id = decode_gid(variables["p"])
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT set_config('app.tenant_id', $1, true)",
                                str(principal.tenant_id))
-            result = await conn.fetchval(FLOOR_SQL, pipeline_id, int(variables["n"]))
+            if "first" in variables:  # the deal list
+                result = await conn.fetchval(DEALS_SQL, int(variables["first"]))
+            else:
+                result = await conn.fetchval(FLOOR_SQL, decode_gid(variables["p"]),
+                                             int(variables["n"]))
         await _respond(send, 200, result.encode() if result is not None else NOT_FOUND)
 
 

@@ -31,7 +31,7 @@ _GROUP = "r.stage_id, r.stage_name, r.position, r.kind, r.probability, r.rotting
          "r.deal_count, r.pipeline_name"
 
 
-def compile_board(c: ObjectCompiler, f: Field, tenant_id: object) -> TextClause | None:
+def compile_board(c: ObjectCompiler, f: Field, tenant: object) -> TextClause | None:
     """The board's JSON text (NULL when the pipeline is not found), or None: resolve it."""
     args = c.selector.arguments(f)
     per_stage = args["dealsPerStage"]
@@ -64,11 +64,11 @@ def compile_board(c: ObjectCompiler, f: Field, tenant_id: object) -> TextClause 
         "pipelineName": lambda sub: "min(c.pipeline_name)",
         "columns": lambda sub: f"json_agg(c.col{keys.index(sub)} ORDER BY c.ord)",
     })
-    tenant = c.param(tenant_id, "uuid")
+    tenant_sql = c.param(tenant, "uuid")
     per = c.param(per_stage, "integer")
     aggregates = ", ".join(f"{e} AS col{i}" for i, e in enumerate(inner))
     return text(
         f"SELECT ({board})::text FROM ("
         f"SELECT min(r.ordinality) AS ord, r.pipeline_name, {aggregates} "
-        f"FROM board_rows({tenant}, {pipeline}, {per}) WITH ORDINALITY AS r "
+        f"FROM board_rows({tenant_sql}, {pipeline}, {per}) WITH ORDINALITY AS r "
         f"GROUP BY {_GROUP}) c HAVING count(*) > 0")

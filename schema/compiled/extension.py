@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,6 +26,8 @@ from graphql import ExecutionResult, GraphQLSchema, OperationType, get_operation
 from graphql.execution.values import get_variable_values
 from prometheus_client import Counter
 from sqlalchemy import Executable, Text, TextClause, column, select
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 
 from schema.compiled.board import compile_board
@@ -38,11 +43,28 @@ COMPILED = Counter("saas_compiled_reads_total",
 
 ROOTS = {"board", "deals"}
 _PARAM = re.compile(r":(p\d+)\b")
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+TENANT = object()  # stands for the caller's tenant in a cached plan's arguments
+MAX_PLANS = 1024
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One operation's statement: SQL with $n parameters, ready for asyncpg."""
+
+    keys: tuple[tuple[str, str | None], ...]  # response key, and its value if it is literal
+    sql: str
+    args: tuple[Any, ...]  # TENANT where the caller's tenant goes
+    # Only boards: board_rows enters the tenant itself, first, and everything else the
+    # statement reads is correlated to its rows, so it needs no transaction of its own.
+    enters_tenant: bool
 
 
 def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
-         raw_variables: dict[str, Any] | None, tenant_id: Any) -> list[tuple[str, Any]] | None:
-    """[(response key, statement or a literal)] for the operation's root fields, or None."""
+         raw_variables: dict[str, Any] | None) -> Plan | None:
+    """The operation's Plan, or None: the resolvers answer it (Unsupported: a field needs
+    them)."""
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.QUERY:
         return None
@@ -55,17 +77,16 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
     selector = Selector(schema, fragments, variables)
     assert schema.query_type is not None
     roots = selector.root(schema.query_type, operation.selection_set)
-    if not roots:
-        return None
     compiler = ObjectCompiler(schema, selector)
-    planned: list[tuple[str, Any]] = []
+    keys: list[tuple[str, str | None]] = []
+    statements: list[Any] = []
     for f in roots:
         if f.name == "__typename":
-            planned.append((f.key, "Query"))
+            keys.append((f.key, "Query"))
             continue
         if f.name not in ROOTS:
             return None
-        statement: Executable | None = (compile_board(compiler, f, tenant_id)
+        statement: Executable | None = (compile_board(compiler, f, TENANT)
                                         if f.name == "board" else compile_deals(compiler, f))
         if statement is None:
             return None
@@ -73,10 +94,21 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
             names = set(_PARAM.findall(statement.text))
             statement = statement.bindparams(
                 **{k: v for k, v in compiler.params.items() if k in names})
-        planned.append((f.key, statement))
-    if all(isinstance(s, str) for _, s in planned):
+        keys.append((f.key, None))
+        statements.append(statement)
+    if not statements:
         return None  # only __typename: nothing to gain
-    return planned
+    compiled = _one_statement(statements).compile(
+        dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    processors = compiled._bind_processors
+    values = compiled.construct_params()
+    args = []
+    for name in compiled.positiontup or ():
+        value = values[name]
+        processor = processors.get(name)
+        args.append(value if value is TENANT or processor is None else processor(value))
+    return Plan(keys=tuple(keys), sql=compiled.string, args=tuple(args),
+                enters_tenant=all(f.name != "deals" for f in roots))
 
 
 def _one_statement(statements: list[Any]) -> Any:
@@ -91,6 +123,29 @@ def _one_statement(statements: list[Any]) -> Any:
     return select(*columns)
 
 
+_UNSUPPORTED = object()
+_plans: OrderedDict[tuple[str, str | None, bytes], Plan | object | None] = OrderedDict()
+
+
+def cached_plan(schema: GraphQLSchema, ec: Any) -> Plan | object | None:
+    """plan() per (document, operation, variables), LRU: a board read again and again is
+    compiled once per process (plans hold no tenant and no principal)."""
+    key = (ec.query, ec.operation_name, orjson.dumps(ec.variables or {},
+                                                      option=orjson.OPT_SORT_KEYS))
+    if key in _plans:
+        _plans.move_to_end(key)
+        return _plans[key]
+    found: Plan | object | None
+    try:
+        found = plan(schema, ec.graphql_document, ec.operation_name, ec.variables)
+    except Unsupported:
+        found = _UNSUPPORTED
+    _plans[key] = found
+    if len(_plans) > MAX_PLANS:
+        _plans.popitem(last=False)
+    return found
+
+
 class CompiledReads(SchemaExtension):
     """Answers compilable query operations with one SQL statement (see the module doc)."""
 
@@ -98,14 +153,14 @@ class CompiledReads(SchemaExtension):
         ec = self.execution_context
         context = ec.context
         principal = getattr(context, "principal", None)
+        # Only for HTTP requests: their response is encoded by the app's orjson encoder, which
+        # splices orjson.Fragment (a websocket's or a direct schema.execute caller's is not).
         if (ec.graphql_document is not None and principal is not None
+                and isinstance(getattr(context, "request", None), Request)
                 and context.auth_error is None and context.revoked is None
                 and principal.has(Scope.DEALS_READ)):
             try:
                 result = await self._execute(ec, context, principal.tenant_id)
-            except Unsupported:
-                result = None
-                COMPILED.labels("unsupported").inc()
             except Exception:
                 # Never an answer from here: an exception escaping this hook would reach the
                 # client unmapped. The resolvers answer instead (and report a broken
@@ -119,22 +174,16 @@ class CompiledReads(SchemaExtension):
         yield
 
     async def _execute(self, ec: Any, context: Any, tenant_id: Any) -> ExecutionResult | None:
-        schema = ec.schema._schema
-        planned = plan(schema, ec.graphql_document, ec.operation_name, ec.variables,
-                       tenant_id)
-        if planned is None:
-            COMPILED.labels("resolvers").inc()
+        found = cached_plan(ec.schema._schema, ec)
+        if not isinstance(found, Plan):
+            COMPILED.labels("unsupported" if found is _UNSUPPORTED else "resolvers").inc()
             return None
-        statements = [s for _, s in planned if not isinstance(s, str)]
-        statement = _one_statement(statements)
-        async with context.uow() as uow:
-            result = await uow.session.execute(statement)
-            row = result.first() if len(statements) > 1 else (result.scalar(),)
+        row = await _fetch(context, found, tenant_id)
         data: dict[str, Any] = {}
-        values = iter(row or (None,) * len(statements))
-        for key, s in planned:
-            if isinstance(s, str):
-                data[key] = s
+        values = iter(row or (None,) * len(found.keys))
+        for key, literal in found.keys:
+            if literal is not None:
+                data[key] = literal
                 continue
             value = next(values)
             if value is None:  # not found: the resolver says so, with its error
@@ -142,3 +191,26 @@ class CompiledReads(SchemaExtension):
                 return None
             data[key] = orjson.Fragment(value)
         return ExecutionResult(data=data)
+
+
+async def _fetch(context: Any, found: Plan, tenant_id: Any) -> Any:
+    """The plan's one row, under the caller's tenant, on the driver connection (no ORM)."""
+    args = [tenant_id if a is TENANT else a for a in found.args]
+    async with _connection(context) as driver:
+        if found.enters_tenant:  # one statement in its own implicit transaction
+            return await driver.fetchrow(found.sql, *args)
+        async with driver.transaction():
+            await driver.execute(SET_TENANT, str(tenant_id))
+            return await driver.fetchrow(found.sql, *args)
+
+
+@asynccontextmanager
+async def _connection(context: Any) -> AsyncIterator[Any]:
+    """The asyncpg connection: the response cache's (a miss renders on the connection that
+    read the version) or one from the pool."""
+    if context.pinned_uow is not None:
+        conn = await context.pinned_uow.session.connection()
+        yield (await conn.get_raw_connection()).driver_connection
+        return
+    async with context.db.engine.connect() as conn:
+        yield (await conn.get_raw_connection()).driver_connection
