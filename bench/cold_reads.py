@@ -210,11 +210,12 @@ def summarise(rounds: list[dict[str, Any]], api: str) -> dict[str, Any]:
 
 
 async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connections: int,
-              warmup: float, only: set[str] | None = None) -> dict[str, Any]:
+              warmup: float, boards: int = 50, only: set[str] | None = None) -> dict[str, Any]:
     target = await board_target(owner_url)
-    cold = api_server(owner_url, name="cold-api", BOARD_CACHE_ENTRIES="0").start()
-    warm = api_server(owner_url, name="warm-api").start()
-    floor = floor_server(owner_url).start()
+    # Generous start-up timeouts: three servers start on a machine that may be loaded.
+    cold = api_server(owner_url, name="cold-api", BOARD_CACHE_ENTRIES="0").start(timeout=120)
+    warm = api_server(owner_url, name="warm-api").start(timeout=120)
+    floor = floor_server(owner_url).start(timeout=120)
     admin = await asyncpg.connect(dsn(owner_url))
     out: dict[str, Any] = {"tenant": target.slug, "load_tool": "wrk" if have_wrk() else "httpx",
                            "connections": connections, "seconds_per_run": seconds,
@@ -262,7 +263,7 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
             ("cold_deals", cold, deals, "cold", None),
             ("warm_board", warm, board, "warm", None),
             ("warm_board_writer_same_board", warm, board, "warm", "same"),
-            ("warm_board_writes_over_50_boards", warm, board, "warm", "spread"),
+            ("warm_board_writes_over_boards", warm, board, "warm", "spread"),
         ]
         pipelines = None
         for name, api, body, label, writer_kind in scenarios:
@@ -273,7 +274,7 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
             if writer_kind == "same":
                 writer = Writer(warm.http, target, 10)
             elif writer_kind == "spread":
-                pipelines = pipelines or await ensure_boards(warm, target, 50)
+                pipelines = pipelines or await ensure_boards(warm, target, boards)
                 targets = [Target(target.tenant_id, target.admin_id, _uuid(p), target.slug,
                                   target.deals, target.events) for p in pipelines]
                 writer = SpreadWriter(warm.http, targets, 20)
@@ -291,6 +292,8 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
             finally:
                 moves = await writer.stop() if writer is not None else None
             entry: dict[str, Any] = {"rounds": per_round, **summarise(per_round, label)}
+            if writer_kind == "spread":
+                entry["boards"] = boards
             if writer is not None:
                 entry["cache_hit_ratio"] = median(
                     [r[label]["cache_hit_ratio"] for r in per_round])
@@ -316,6 +319,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--boards", type=int, default=50,
+                        help="boards the spread writer moves deals on")
     parser.add_argument("--only", nargs="+", default=None)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -323,7 +328,8 @@ def main() -> None:
     started = time.monotonic()
     result = asyncio.run(run(owner_url=owner_url, db=args.db, rounds=args.rounds,
                              seconds=args.seconds, connections=args.connections,
-                             warmup=args.warmup, only=set(args.only) if args.only else None))
+                             warmup=args.warmup, boards=args.boards,
+                             only=set(args.only) if args.only else None))
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     write_result("cold_reads", result, args.out)
 

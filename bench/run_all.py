@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import analytics, board, forecast, live, live_latency, tenant_count
+from bench import analytics, board, cold_reads, forecast, live, live_latency, tenant_count
 from bench.common import DEFAULT_DB, RESULTS, db_url, write_result
 from bench.generate import generate
 
@@ -46,6 +46,8 @@ class Config:
     mutation_seconds: float = 15
     forecast_repeat: int = 3
     analytics_repeat: int = 3
+    cold_rounds: int = 3
+    cold_boards: int = 50
     results: Path = RESULTS
     only: set[str] | None = None
 
@@ -78,6 +80,31 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{s['statements']}: miss {s['statements_miss']}, hit {s['statements_hit']} "
             f"(constant: {s['constant']})", "<= 4, constant",
             s["statements"] <= 4 and s["constant"])
+    if "cold_reads" in r:
+        c = r["cold_reads"]
+        for name, label in (("cold_board", "board, cache off"),
+                            ("cold_deals", "deals(first: 100), cache off")):
+            if name in c:
+                x = c[name]
+                add(f"{label} / raw floor req/s (median of rounds)", x["ratio_rps"], ">= 0.8",
+                    _met(x["ratio_rps"], 0.8, True))
+                add(f"{label} p99 / floor p99", x["ratio_p99"], "<= 2",
+                    _met(x["ratio_p99"], 2, False))
+                add(f"{label} server CPU ms per request", x["cold_server_cpu_ms"], "<= 1.5",
+                    _met(x["cold_server_cpu_ms"], 1.5, False) if name == "cold_board" else None)
+                add(f"{label}: PostgreSQL connections opened per run (max)",
+                    x["cold_connections_opened_max"], "<= pool size",
+                    x["cold_connections_opened_max"] <= c.get("pool_size", 20))
+        for name, label, target in (("warm_board_writer_same_board", "writer on the board",
+                                     0.9),
+                                    ("warm_board_writes_over_boards", "writes over boards",
+                                     None)):
+            if name in c:
+                x = c[name]
+                add(f"cached board with {label} / raw floor (hit ratio "
+                    f"{x['cache_hit_ratio']})", x["ratio_rps"],
+                    f">= {target}" if target else "reported",
+                    _met(x["ratio_rps"], target, True) if target else None)
     if "live_latency" in r:
         for x in r["live_latency"]["results"]:
             add(f"live p99 send-to-receipt ms, {x['subscribers']} subscribers @ "
@@ -143,6 +170,10 @@ async def run_all(cfg: Config) -> dict[str, Any]:
                                       connections=cfg.connections, warmup=cfg.warmup,
                                       writer_rate=cfg.writer_rate,
                                       max_requests=cfg.max_requests))
+    if want("cold_reads"):
+        save("cold_reads", await cold_reads.run(
+            owner_url=owner_url, db=cfg.db, rounds=cfg.cold_rounds, seconds=cfg.board_seconds,
+            connections=cfg.connections, warmup=cfg.warmup, boards=cfg.cold_boards))
     if want("tenant_count"):
         save("tenant_count", await tenant_count.run(
             big_db=cfg.db, small_db=cfg.db + "_t10", seconds=cfg.board_seconds,
@@ -166,7 +197,7 @@ async def run_all(cfg: Config) -> dict[str, Any]:
             subscribers_n=cfg.mutation_subscribers, seconds=cfg.mutation_seconds))
     # Benchmarks not run this time (--only) are summarised from their latest result files.
     latest = dict(results)
-    for name in ("board", "tenant_count", "forecast", "analytics", "live_latency",
+    for name in ("board", "cold_reads", "tenant_count", "forecast", "analytics", "live_latency",
                  "subscribers", "mutations"):
         path = cfg.results / f"{name}.json"
         if name not in latest and path.exists():
@@ -189,7 +220,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="short runs")
     parser.add_argument("--only", nargs="+", default=None,
-                        help="subset: generate board tenant_count forecast analytics "
+                        help="subset: generate board cold_reads tenant_count forecast analytics "
                              "live_latency subscribers mutations")
     args = parser.parse_args()
     cfg = Config(db=args.db, scale=args.scale, tenants=args.tenants,

@@ -38,17 +38,18 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
         return result
 
     monkeypatch.setattr("bench.board.run_load", run_load)
+    monkeypatch.setattr("bench.cold_reads.run_load", run_load)
     cfg = Config(db=db, scale=0.0005, tenants=3, board_seconds=1, warmup=0, connections=4,
                  writer_rate=5, max_requests=200, live_subscribers=[2], live_rate=10,
                  live_moves=3, idle_steps=[3, 6], mutation_connections=2,
                  mutation_subscribers=2, mutation_seconds=1, forecast_repeat=1,
-                 analytics_repeat=1, results=tmp_path)
+                 analytics_repeat=1, cold_rounds=1, cold_boards=3, results=tmp_path)
     try:
         # The tenant-count run goes through the httpx fallback whatever is installed.
         real_have_wrk = loadgen.have_wrk
         results = await run_all(Config(**{**cfg.__dict__, "only": {
-            "generate", "board", "forecast", "analytics", "live_latency", "subscribers",
-            "mutations"}}))
+            "generate", "board", "cold_reads", "forecast", "analytics", "live_latency",
+            "subscribers", "mutations"}}))
         monkeypatch.setattr(loadgen, "have_wrk", lambda: False)
         results |= await run_all(Config(**{**cfg.__dict__, "only": {"tenant_count"}}))
         monkeypatch.setattr(loadgen, "have_wrk", real_have_wrk)
@@ -56,7 +57,7 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
         for name in (db, db + "_t10", db + "_live"):
             await drop_database(name)
 
-    for name in ("generate", "board", "tenant_count", "forecast", "analytics",
+    for name in ("generate", "board", "cold_reads", "tenant_count", "forecast", "analytics",
                  "live_latency", "subscribers", "mutations", "summary"):
         assert json.loads((tmp_path / f"{name}.json").read_text())["benchmark"] == name
 
@@ -75,6 +76,18 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
     assert statements["constant"]
     assert (statements["statements_miss"], statements["statements_hit"]) == (2, 1)
     assert "httpx" in tools  # the fallback served the tenant-count run
+
+    cold = results["cold_reads"]
+    for name in ("cold_board", "cold_deals", "warm_board", "warm_board_writer_same_board",
+                 "warm_board_writes_over_boards"):
+        run = cold[name]["rounds"][0]
+        side = "cold" if name.startswith("cold") else "warm"
+        assert run[side]["requests"] > 0 and run["floor"]["requests"] > 0, name
+        assert run[side]["errors"] == 0 and run[side]["server_cpu_ms_per_request"] > 0
+    assert cold["cold_board"]["cold_connections_opened_max"] == 0
+    assert cold["warm_board_writer_same_board"]["writer"]["moves"] > 0
+    assert cold["warm_board_writes_over_boards"]["writer"]["moves"] > 0
+    assert 0 < cold["warm_board_writes_over_boards"]["cache_hit_ratio"] <= 1
 
     tc = results["tenant_count"]
     assert tc["small"]["tenants"] <= tc["big"]["tenants"]
