@@ -213,9 +213,16 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
               warmup: float, boards: int = 50, only: set[str] | None = None) -> dict[str, Any]:
     target = await board_target(owner_url)
     # Generous start-up timeouts: three servers start on a machine that may be loaded.
-    cold = api_server(owner_url, name="cold-api", BOARD_CACHE_ENTRIES="0").start(timeout=120)
-    warm = api_server(owner_url, name="warm-api").start(timeout=120)
-    floor = floor_server(owner_url).start(timeout=120)
+    cold = api_server(owner_url, name="cold-api", BOARD_CACHE_ENTRIES="0")
+    warm = api_server(owner_url, name="warm-api")
+    floor = floor_server(owner_url)
+    try:
+        for server in (cold, warm, floor):
+            server.start(timeout=120)
+    except BaseException:
+        for server in (cold, warm, floor):
+            server.stop()
+        raise
     admin = await asyncpg.connect(dsn(owner_url))
     out: dict[str, Any] = {"tenant": target.slug, "load_tool": "wrk" if have_wrk() else "httpx",
                            "connections": connections, "seconds_per_run": seconds,
