@@ -184,7 +184,8 @@ class Server:
     def log_path(self) -> Path:
         return RESULTS / "logs" / f"{self.name}.log"
 
-    def start(self, timeout: float = 30) -> Server:
+    def start(self, timeout: float = 120) -> Server:
+        # Generous: on a machine shared with other work a server can take a minute to start.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self._log = self.log_path.open("wb")
