@@ -52,6 +52,7 @@ from schema.tenants.mutations import SessionsMutation
 from schema.tenants.queries import TenantsQuery
 from schema.tenants.teams import TeamsMutation
 from schema.webhooks.api import WebhooksMutation, WebhooksQuery
+from schema.write_gate import write_gate
 
 QUERIES: tuple[type, ...] = (TenantsQuery, PipelinesQuery, DealsQuery, ContactsQuery,
                              AnalyticsQuery, ForecastingQuery, CampaignsQuery, AuditQuery,
@@ -125,6 +126,7 @@ def build_schema(settings: Settings) -> Schema:
         Observe,  # first, so it sees errors after DomainErrors mapped them
         DomainErrors,
         edge_documents,
+        write_gate(settings.db_pool_size // 2),
     ]
     if settings.compiled_reads:
         extensions.append(CompiledReads)  # last: it answers at the execution step
