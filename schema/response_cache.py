@@ -41,8 +41,10 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    StringValueNode,
     TypeInfo,
     TypeInfoVisitor,
+    VariableNode,
     Visitor,
     visit,
 )
@@ -50,6 +52,8 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
 
 from saas.db import Database, UnitOfWork
+from saas.errors import NotFound
+from schema.nodes import decode_id
 
 RESPONSE_CACHE = Counter("saas_board_cache_total",
                          "Board queries by how they were answered", ["result"])
@@ -72,8 +76,10 @@ CACHEABLE: dict[str, frozenset[str]] = {
     "Company": frozenset({_ANY}),
 }
 
-# Sets app.tenant_id and reads the version in one statement (migration 0007).
+# Set app.tenant_id and read the version in one statement: of one pipeline's boards
+# (migration 0019) or, when the document's pipeline is not known, of all the tenant's (0007).
 ENTER_SQL = "SELECT enter_tenant_board_version($1)"
+ENTER_PIPELINE_SQL = "SELECT enter_board_version($1, $2)"
 
 
 def _allowed(type_name: str, field: str) -> bool:
@@ -86,26 +92,60 @@ class _Check(Visitor):
         super().__init__()
         self.type_info = type_info
         self.ok = True
+        self.pipelines: set[tuple[str, str] | None] = set()
 
     def enter_field(self, node: FieldNode, *_: Any) -> Any:
         parent = self.type_info.get_parent_type()
         if parent is None or not _allowed(parent.name, node.name.value):
             self.ok = False
             return self.BREAK
+        if parent.name == "Query" and node.name.value == "board":
+            argument = next((a.value for a in node.arguments or ()
+                             if a.name.value == "pipelineId"), None)
+            if isinstance(argument, StringValueNode):
+                self.pipelines.add(("literal", argument.value))
+            elif isinstance(argument, VariableNode):
+                self.pipelines.add(("variable", argument.name.value))
+            else:
+                self.pipelines.add(None)
         return None
 
 
+@dataclass(frozen=True)
+class Cacheable:
+    """A cacheable document, and where its one board's pipeline id is (a literal or a
+    variable), when it has exactly one: its entries then follow that pipeline's version."""
+
+    pipeline: tuple[str, str] | None
+
+
 def cacheable(schema: GraphQLSchema, document: DocumentNode,
-              operation: OperationDefinitionNode) -> bool:
+              operation: OperationDefinitionNode) -> Cacheable | None:
     """Is this a document of exactly one operation, a query, that only selects CACHEABLE
     fields? (The edge already parsed and validated it and picked the operation.)"""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if len(operations) != 1 or operation.operation != OperationType.QUERY:
-        return False
+        return None
     type_info = TypeInfo(schema)
     check = _Check(type_info)
     visit(document, TypeInfoVisitor(type_info, check))
-    return check.ok
+    if not check.ok:
+        return None
+    return Cacheable(next(iter(check.pipelines)) if len(check.pipelines) == 1 else None)
+
+
+def pipeline_of(doc: Cacheable, variables: dict[str, Any] | None) -> uuid.UUID | None:
+    """The pipeline whose version covers this request's board, or None: the tenant's."""
+    if doc.pipeline is None:
+        return None
+    kind, value = doc.pipeline
+    raw = value if kind == "literal" else (variables or {}).get(value)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return decode_id(raw, "Pipeline", field="pipelineId")
+    except NotFound:
+        return None  # the resolver reports it; errors are never cached
 
 
 class Lease:
@@ -117,13 +157,17 @@ class Lease:
         self.transaction: AsyncTransaction | None = None
         self.sessions: list[AsyncSession] = []
 
-    async def version(self) -> int:
-        """The tenant's board version: ONE statement and no explicit transaction (the
-        function sets app.tenant_id and reads under RLS inside its implicit transaction).
-        Straight on the driver connection: SQLAlchemy would open a transaction first."""
+    async def version(self, pipeline_id: uuid.UUID | None = None) -> int:
+        """The board version of `pipeline_id` (or of all the tenant's boards): ONE statement
+        and no explicit transaction (the function sets app.tenant_id and reads under RLS
+        inside its implicit transaction). Straight on the driver connection: SQLAlchemy
+        would open a transaction first."""
         driver = (await self.conn.get_raw_connection()).driver_connection
         assert driver is not None
-        value = await driver.fetchval(ENTER_SQL, self.tenant_id)
+        if pipeline_id is None:
+            value = await driver.fetchval(ENTER_SQL, self.tenant_id)
+        else:
+            value = await driver.fetchval(ENTER_PIPELINE_SQL, self.tenant_id, pipeline_id)
         return int(value or 0)
 
     async def render(self) -> UnitOfWork:
@@ -157,19 +201,20 @@ class ResponseCache:
         self.max_bytes = max_bytes  # all entries' bodies together
         self.size_bytes = 0
         self.max_documents = max_documents
-        self._documents: OrderedDict[str, bool] = OrderedDict()  # by document digest
+        # by document digest
+        self._documents: OrderedDict[str, Cacheable | None] = OrderedDict()
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._inflight: dict[tuple[Key, int], asyncio.Future[bytes | None]] = {}
 
     def is_cacheable(self, sha256: str, document: DocumentNode,
-                     operation: OperationDefinitionNode) -> bool:
-        known = self._documents.get(sha256)
-        if known is None:
+                     operation: OperationDefinitionNode) -> Cacheable | None:
+        if sha256 not in self._documents:
             known = cacheable(self.schema, document, operation)
             self._documents[sha256] = known
             if len(self._documents) > self.max_documents:
                 self._documents.popitem(last=False)
         else:
+            known = self._documents[sha256]
             self._documents.move_to_end(sha256)
         return known
 

@@ -34,7 +34,7 @@ from schema.cost import Cost, estimate, fragments_of
 from schema.edge import media, persisted, variables
 from schema.edge.documents import Document, DocumentErrors, Documents
 from schema.edge.envelope import Envelope, Limits, Refusal, from_request
-from schema.response_cache import RESPONSE_CACHE, ResponseCache
+from schema.response_cache import RESPONSE_CACHE, Cacheable, ResponseCache, pipeline_of
 from tenants.scopes import Scope
 
 if TYPE_CHECKING:
@@ -179,8 +179,9 @@ class HTTPEdge:
         # (anyone else gets the resolvers' scope error).
         if (self.cache is not None and context.principal is not None
                 and context.principal.has(Scope.DEALS_READ)
-                and self.cache.is_cacheable(document.sha256, document.node, operation)):
-            return await self.cached(request, chosen, envelope, document, context,
+                and (doc := self.cache.is_cacheable(document.sha256, document.node,
+                                                    operation)) is not None):
+            return await self.cached(request, chosen, envelope, document, doc, context,
                                      sub_response)
         status, body = await self.execute(envelope, operation, context, sub_response)
         return self.answer(chosen, envelope, context, status, body, sub_response)
@@ -243,7 +244,7 @@ class HTTPEdge:
         return media.respond(chosen, code, media.encode(payload), headers)
 
     async def cached(self, request: Request, chosen: str, envelope: Envelope,
-                     document: Document, context: Context,
+                     document: Document, doc: Cacheable, context: Context,
                      sub_response: TemporalResponse) -> Response:
         """A board query: from the response cache while the tenant's board version is
         unchanged; every check above has already passed for this request."""
@@ -256,7 +257,7 @@ class HTTPEdge:
                         envelope.variables)
         rendering = None
         async with cache.enter(tenant_id) as lease:
-            version = await lease.version()
+            version = await lease.version(pipeline_of(doc, envelope.variables))
             body = cache.get(key, version)
             if body is None and (rendering := cache.inflight(key, version)) is None:
                 RESPONSE_CACHE.labels("miss").inc()

@@ -48,11 +48,11 @@ async def test_board_round_trips_do_not_grow_with_its_size(
     def shape(seen: list[str]) -> list[str]:
         return sorted("board statement" if "FROM board_rows(" in s else s for s in seen)
 
-    miss = sorted(["SELECT enter_tenant_board_version($1)", "board statement"])
+    miss = sorted(["SELECT enter_board_version($1, $2)", "board statement"])
     assert shape(small) == shape(large) == miss
     assert sorted(small) == sorted(large)  # the same statement text whatever the size
     # A hit: the version check alone.
-    assert again == ["SELECT enter_tenant_board_version($1)"]
+    assert again == ["SELECT enter_board_version($1, $2)"]
 
 
 def test_committed_sdl_matches_the_code() -> None:

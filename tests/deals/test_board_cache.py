@@ -22,7 +22,7 @@ from schema.nodes import decode_id
 from schema.response_cache import ResponseCache
 from schema.root import build_schema
 from tenants.principal import Scope
-from tests.deals.ops import create_deal, default_pipeline, move, stage_ids
+from tests.deals.ops import CREATE_SEGMENT, create_deal, default_pipeline, move, stage_ids
 from tests.factories import Caller, TenantFactory, TenantHandle
 
 CARDS = """
@@ -32,6 +32,10 @@ query($p: ID!, $n: Int!) { board(pipelineId: $p, dealsPerStage: $n) {
             contact { id name phone unsubscribed company { id name } } } } } }"""
 WITH_HISTORY = """
 query($p: ID!) { board(pipelineId: $p) { columns { deals { id history { seq } } } } }"""
+
+
+TRANSFER = """mutation($d: ID!, $p: ID!, $s: ID!) { transferDeal(input: {dealId: $d,
+  toPipelineId: $p, toStageId: $s, expectedVersion: 2}) { errors { code message } } }"""
 
 
 def board_statements(seen: list[str]) -> int:
@@ -66,8 +70,8 @@ async def test_a_repeated_board_is_served_without_rendering(
         again = await admin.gql(CARDS, p=pipeline["id"], n=25)
     assert again == first
     assert REGISTRY.get_sample_value("saas_board_cache_total", {"result": "hit"}) == hits + 1
-    # One statement and no transaction: set the tenant and read its board version.
-    assert seen == ["SELECT enter_tenant_board_version($1)"]
+    # One statement and no transaction: set the tenant and read the pipeline's board version.
+    assert seen == ["SELECT enter_board_version($1, $2)"]
     # Other variables are another entry: rendered, then served.
     async with statements(db) as seen:
         fewer = await admin.gql(CARDS, p=pipeline["id"], n=0)
@@ -256,3 +260,50 @@ def test_the_cache_keeps_to_its_byte_budget(settings: Settings) -> None:
     assert cache.size_bytes == 700 and cache.get(keys[4], 2) == b"x" * 100
     cache.put(keys[0], 1, b"y" * 401)  # larger than one entry may be: not kept
     assert cache.get(keys[0], 1) is None and cache.size_bytes == 700
+
+
+async def test_a_write_to_one_pipeline_leaves_other_pipelines_boards_cached(
+        tenants: TenantFactory, app: Any, owner_conn: asyncpg.Connection) -> None:
+    db = app.state.services.db
+    t, admin, pipeline, deal_id = await _setup(tenants)
+    second = (await admin.ok(CREATE_SEGMENT, name="Second", stages=[
+        {"name": "One", "kind": "OPEN"}, {"name": "Won", "kind": "WON", "probability": "1"}]))
+    other = second["createSegment"]["segment"]["pipeline"]
+    await create_deal(admin, other["id"], "elsewhere")
+
+    async def rendered(p: dict[str, Any]) -> bool:
+        async with statements(db) as seen:
+            await admin.ok(CARDS, p=p["id"], n=25)
+        return board_statements(seen) == 1
+
+    assert await rendered(pipeline) and await rendered(other)
+    assert not await rendered(pipeline) and not await rendered(other)  # both cached
+    # A move on the first board: only the first board renders again.
+    stages = stage_ids(pipeline)
+    assert (await move(admin, deal_id, stages["Proposal"], 1))["errors"] == []
+    assert await rendered(pipeline) and not await rendered(other)
+    # A stage of the second pipeline renamed (by SQL, bypassing the API): only the second.
+    await owner_conn.execute("UPDATE stages SET name = 'Uno' WHERE id = $1",
+                             decode_id(other["stages"][0]["id"], "Stage", field="id"))
+    assert not await rendered(pipeline) and await rendered(other)
+    # A table every board shows (contacts): both.
+    await owner_conn.execute("UPDATE contacts SET phone = '+2' WHERE tenant_id = $1", t.id)
+    assert await rendered(pipeline) and await rendered(other)
+    # A deal moved from the first pipeline to the second: both (old and new pipeline).
+    moved = await admin.ok(TRANSFER, d=deal_id, p=other["id"], s=other["stages"][0]["id"])
+    assert moved["transferDeal"]["errors"] == []
+    assert await rendered(pipeline) and await rendered(other)
+    assert not await rendered(pipeline) and not await rendered(other)
+    # A pipeline id written into the document is known too; two boards in one document
+    # follow the tenant's version (any write to either pipeline).
+    literal = CARDS.replace("$p: ID!, ", "").replace("pipelineId: $p",
+                                                     f'pipelineId: "{other["id"]}"')
+    async with statements(db) as seen:
+        await admin.ok(literal, n=25)
+    assert "SELECT enter_board_version($1, $2)" in seen
+    both = ('query($a: ID!, $b: ID!) { a: board(pipelineId: $a) { pipelineName } '
+            'b: board(pipelineId: $b) { pipelineName } }')
+    async with statements(db) as seen:
+        await admin.ok(both, a=pipeline["id"], b=other["id"])
+    assert "SELECT enter_tenant_board_version($1)" in seen
+    assert "SELECT enter_board_version($1, $2)" not in seen
