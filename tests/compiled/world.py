@@ -98,7 +98,8 @@ async def build(factory: TenantFactory, owner_conn: asyncpg.Connection, *,
             raw, _json(CUSTOM_VALUES[i % len(CUSTOM_VALUES)]), i)
     second = await admin.ok(CREATE_SEGMENT, name="Second", stages=[
         {"name": "One", "kind": "OPEN"}, {"name": "Two", "kind": "OPEN"},
-        {"name": "Won", "kind": "WON", "probability": "1"}])
+        {"name": "Won", "kind": "WON", "probability": "1"},
+        {"name": "Lost", "kind": "LOST", "probability": "0"}])
     second_pipeline = second["createSegment"]["segment"]["pipeline"]
     world.pipelines.append(second_pipeline["id"])
     await create_deal(admin, second_pipeline["id"], "lonely deal")

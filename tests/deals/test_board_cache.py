@@ -267,7 +267,8 @@ async def test_a_write_to_one_pipeline_leaves_other_pipelines_boards_cached(
     db = app.state.services.db
     t, admin, pipeline, deal_id = await _setup(tenants)
     second = (await admin.ok(CREATE_SEGMENT, name="Second", stages=[
-        {"name": "One", "kind": "OPEN"}, {"name": "Won", "kind": "WON", "probability": "1"}]))
+        {"name": "One", "kind": "OPEN"}, {"name": "Won", "kind": "WON", "probability": "1"},
+        {"name": "Lost", "kind": "LOST", "probability": "0"}]))
     other = second["createSegment"]["segment"]["pipeline"]
     await create_deal(admin, other["id"], "elsewhere")
 
