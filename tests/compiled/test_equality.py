@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 from saas.settings import Settings
 from schema.root import build_schema
 from tests.compiled.compare import difference, ordered, post
-from tests.compiled.selections import RESOLVER_ONLY, Selections, document
+from tests.compiled.selections import Selections, document
 from tests.compiled.world import World, fresh_id, gid
 
 SCHEMA = build_schema(Settings(environment="test"))._schema
@@ -57,7 +57,7 @@ async def same(apps: dict[str, httpx.AsyncClient], headers: dict[str, str], quer
             (difference(ordered(again.content), ordered(expected.content)), query, variables)
     body: dict[str, Any] = expected.json()
     needs_resolvers = any(f"{field} " in query or f"{field}@" in query
-                          for _, field in RESOLVER_ONLY)
+                          for _, field in SELECTIONS.resolver_only)
     if "errors" in body:
         assert answered == 0, f"compiled an operation the resolvers refuse: {query}"
     elif not needs_resolvers and expected.status_code == 200:
