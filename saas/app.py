@@ -12,6 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgi_correlation_id import CorrelationIdMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -24,7 +25,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from saas import webapp
+from saas import ratelimit, webapp
 from saas.campaigns import unsubscribe
 from saas.db import Database, create_engine
 from saas.errors import Unauthenticated
@@ -201,6 +202,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     services.auth = Authenticator(services.db, settings)
     services.throttle = LoginThrottle(services.redis, settings)
+    if settings.rate_limit_enabled:
+        services.limiter = ratelimit.Limiter(
+            services.redis, services.db,
+            {name: ratelimit.Budget(**values) for name, values in
+             settings.rate_limit_plans.items()},
+            prefix=f"ratelimit:{make_url(settings.resolved_app_database_url()).database}")
     services.connections = Connections(services.auth)
     graphql = GraphQLApp(services)
 

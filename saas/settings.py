@@ -127,6 +127,13 @@ class Settings(BaseSettings):
     import_max_rows: int = Field(default=200_000, ge=1)
     import_batch_rows: int = Field(default=2000, ge=1)
     export_url_ttl_seconds: int = Field(default=900, ge=1)
+    # Rate limits by query cost (saas/ratelimit.py): buckets per plan, as JSON
+    # {"plan": {"key_maximum", "key_restore_rate", "tenant_maximum", "tenant_restore_rate"}};
+    # a tenant's plan is tenants.plan (default "standard").
+    rate_limit_enabled: bool = True
+    rate_limit_plans: dict[str, dict[str, float]] = Field(default_factory=lambda: {
+        "standard": {"key_maximum": 50000.0, "key_restore_rate": 2500.0,
+                     "tenant_maximum": 250000.0, "tenant_restore_rate": 12500.0}})
     # Idempotency-Key (schema/idempotency.py): how long a key's response is kept, and how
     # long a repeat waits for the first request still running before a 409.
     idempotency_ttl_seconds: float = Field(default=86400.0, gt=0)

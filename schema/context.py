@@ -31,6 +31,7 @@ class Services:
     auth: Any = None  # tenants.credentials.Authenticator (with its authorisation cache)
     throttle: Any = None  # tenants.throttle.LoginThrottle
     connections: Any = None  # schema.live.revocation.Connections (open websockets)
+    limiter: Any = None  # saas.ratelimit.Limiter (None: rate limits off)
     _queue: Any = None
 
     async def queue(self) -> Any:
@@ -65,6 +66,7 @@ class Context:
     # HTTP: the document the edge parsed and validated for this request (schema.edge).
     document: Any = None
     cost: Any = None  # schema.cost.Cost of this request's operation, once known
+    throttle: Any = None  # saas.ratelimit.Decision: what the operation's buckets said
     # An idempotent mutation (schema/idempotency.py) pins its transaction here too: then each
     # use is a savepoint (a failed resolver leaves nothing behind) and uses take turns, as
     # one session serves one statement at a time.

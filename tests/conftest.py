@@ -83,6 +83,8 @@ def settings(owner_url: str, server_urls: tuple[str, str]) -> Settings:
         # Every in-process request comes from one address: only tests of the throttle
         # itself (tests/live/test_login_limits.py) use the production limit.
         login_max_per_address=1_000_000,
+        # Likewise rate limits by cost: only their own tests (tests/ratelimit) spend budgets.
+        rate_limit_enabled=False,
     )
 
 

@@ -28,7 +28,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from saas.observability import context as observed
 from saas.observability.metrics import GRAPHQL_DURATION, operation_label
-from schema import idempotency
+from schema import idempotency, throttling
 from schema.context import Context
 from schema.cost import Cost, estimate, fragments_of
 from schema.edge import media, persisted, variables
@@ -171,6 +171,9 @@ class HTTPEdge:
         if cost.exceeded:
             return self.request_errors(chosen, [cost_error(cost)], "LIMIT_EXCEEDED")
         context.document = document
+        limited = await self.throttle(chosen, context, sub_response)
+        if limited is not None:
+            return limited
         if (operation.operation == OperationType.MUTATION and context.principal is not None
                 and idempotency.HEADER in request.headers):
             return await self.idempotent(request, chosen, envelope, operation, context,
@@ -185,6 +188,21 @@ class HTTPEdge:
                                      sub_response)
         status, body = await self.execute(envelope, operation, context, sub_response)
         return self.answer(chosen, envelope, context, status, body, sub_response)
+
+    async def throttle(self, chosen: str, context: Context,
+                       sub_response: TemporalResponse) -> Response | None:
+        """Spend the operation's cost from its buckets; a refusal when they cannot pay."""
+        refusal = await throttling.spend(context)
+        if refusal is None:
+            if context.throttle is not None:
+                sub_response.headers.update(context.throttle.headers())
+            return None
+        status, code, message, extensions, headers = refusal
+        if status == 0:
+            return self.request_errors(chosen, [GraphQLError(message, extensions=extensions)],
+                                       code)
+        return media.respond(chosen, status, media.error_body(message, code, **extensions),
+                             headers)
 
     async def idempotent(self, request: Request, chosen: str, envelope: Envelope,
                          operation: OperationDefinitionNode, context: Context,
@@ -227,7 +245,9 @@ class HTTPEdge:
         payload: dict[str, Any] = dict(process_result(result))
         if context.cost is not None:
             payload["extensions"] = {**(payload.get("extensions") or {}),
-                                     "cost": context.cost.as_extension()}
+                                     "cost": {**context.cost.as_extension(),
+                                              **await throttling.settle(context,
+                                                                        payload.get("data"))}}
         if result.data is None and result.errors and all(e.path is None
                                                           for e in result.errors):
             payload.pop("data", None)  # a request error: the operation never started

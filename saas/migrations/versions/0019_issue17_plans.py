@@ -1,0 +1,20 @@
+"""Tenants get a plan, which picks their rate-limit budgets (RATE_LIMIT_PLANS).
+
+Revision ID: 0019_issue17
+"""
+
+from alembic import op
+
+revision = "0019_issue17"
+down_revision = "0018_issue17"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE tenants ADD COLUMN plan text NOT NULL DEFAULT 'standard' "
+               "CHECK (plan ~ '^[a-z][a-z0-9_-]{0,40}$')")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE tenants DROP COLUMN plan")
