@@ -45,6 +45,7 @@ class Received:
     at: float
     headers: dict[str, str]
     body: bytes
+    at_wall: float = 0.0  # time.time() of receipt (lag measured against commit times)
 
     @property
     def id(self) -> str:
@@ -98,7 +99,7 @@ class Receiver:
             if status < 300:
                 headers = {k.decode(): v.decode() for k, v in scope["headers"]}
                 with self._lock:
-                    self.received.append(Received(time.monotonic(), headers, body))
+                    self.received.append(Received(time.monotonic(), headers, body, time.time()))
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body",
