@@ -201,3 +201,42 @@ async def statuses(owner_conn: asyncpg.Connection, tenant_id: uuid.UUID,
         if found == expected or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+async def test_lifecycle_events_of_deals_contacts_and_companies_are_delivered(
+    hook_tenants: TenantFactory, runner: Runner, receiver: Receiver,
+) -> None:
+    t = await hook_tenants.create()
+    admin = t.admin_caller
+    _, secret = await create_endpoint(admin, receiver.url, ["*"])
+    company = (await admin.ok(COMPANY))["createCompany"]["company"]["id"]
+    contact = (await admin.ok(CONTACT, c=company))["createContact"]["contact"]["id"]
+    changed = await admin.ok("""mutation($id: ID!) { updateContact(input: {contactId: $id,
+        expectedVersion: 1, name: "Ann B"}) { errors { code message } } }""", id=contact)
+    assert changed["updateContact"]["errors"] == []
+    renamed = await admin.ok("""mutation($id: ID!) { updateCompany(input: {companyId: $id,
+        expectedVersion: 1, name: "Acme Ltd"}) { errors { code message } } }""", id=company)
+    assert renamed["updateCompany"]["errors"] == []
+    gone = await admin.ok("""mutation($id: ID!) { deleteContact(input: {contactId: $id}) {
+        errors { code message } } }""", id=contact)
+    assert gone["deleteContact"]["errors"] == []
+    pipeline = await default_pipeline(admin)
+    deal = await create_deal(admin, pipeline["id"], "short-lived")
+    archived = await admin.ok("""mutation($id: ID!) { archiveDeal(input: {dealId: $id}) {
+        errors { code message } } }""", id=deal["id"])
+    assert archived["archiveDeal"]["errors"] == []
+    restored = await admin.ok("""mutation($id: ID!) { restoreDeal(input: {dealId: $id}) {
+        errors { code message } } }""", id=deal["id"])
+    assert restored["restoreDeal"]["errors"] == []
+    expected = ["company.created", "contact.created", "contact.updated", "company.updated",
+                "contact.deleted", "deal.created", "deal.deleted", "deal.restored"]
+    await wait_for(lambda: len(receiver.ids()) >= len(expected), 20, "every event")
+    payloads = sorted((verify(secret, r) for r in first_arrivals(receiver.snapshot())),
+                      key=lambda p: p["data"]["seq"])
+    assert [p["type"] for p in payloads] == expected
+    by_type = {p["type"]: p["data"] for p in payloads}
+    assert by_type["contact.updated"]["changes"] == {"name": {"from": "Ann", "to": "Ann B"}}
+    assert by_type["company.updated"]["changes"] == {"name": {"from": "Acme",
+                                                              "to": "Acme Ltd"}}
+    assert by_type["contact.deleted"]["contact"] == {"id": contact}
+    assert by_type["deal.deleted"]["deal"]["id"] == deal["id"]
