@@ -230,10 +230,13 @@ class Server:
 
 def api_server(owner_url: str, redis: str | None = None, name: str = "api",
                **env: str) -> Server:
-    """`saas serve` with production settings (secrets set, introspection off)."""
+    """`saas serve` with production settings (secrets set, introspection off). Rate limits by
+    cost are off: a load generator on one key is what they exist to refuse, and the board
+    figures measure the read path (pass RATE_LIMIT_ENABLED="true" to include them)."""
     return Server(
         argv=[sys.executable, "-m", "saas.cli", "serve"],
         env={"ENVIRONMENT": "production", "DATABASE_URL": owner_url,
              "REDIS_URL": redis or redis_url(), "JWT_SECRET": SECRET,
-             "UNSUBSCRIBE_SECRET": SECRET, "LOG_LEVEL": "warning", **env},
+             "UNSUBSCRIBE_SECRET": SECRET, "LOG_LEVEL": "warning",
+             "RATE_LIMIT_ENABLED": "false", **env},
         name=name, ready_path="/readyz")
