@@ -235,8 +235,8 @@ async def test_lifecycle_events_of_deals_contacts_and_companies_are_delivered(
                       key=lambda p: p["data"]["seq"])
     assert [p["type"] for p in payloads] == expected
     by_type = {p["type"]: p["data"] for p in payloads}
-    assert by_type["contact.updated"]["changes"] == {"name": {"from": "Ann", "to": "Ann B"}}
-    assert by_type["company.updated"]["changes"] == {"name": {"from": "Acme",
-                                                              "to": "Acme Ltd"}}
+    assert by_type["contact.updated"]["contact"]["name"] == "Ann B"
+    assert by_type["contact.updated"]["changed"] == ["name"]
+    assert by_type["company.updated"]["company"]["name"] == "Acme Ltd"
     assert by_type["contact.deleted"]["contact"] == {"id": contact}
     assert by_type["deal.deleted"]["deal"]["id"] == deal["id"]

@@ -1,12 +1,12 @@
 """Tenants get a plan, which picks their rate-limit budgets (RATE_LIMIT_PLANS).
 
-Revision ID: 0019_issue17
+Revision ID: 0020_issue17
 """
 
 from alembic import op
 
-revision = "0019_issue17"
-down_revision = "0018_issue17"
+revision = "0020_issue17"
+down_revision = "0019_issue16"
 branch_labels = None
 depends_on = None
 
