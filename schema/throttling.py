@@ -58,7 +58,9 @@ async def settle(context: Context, data: Any) -> dict[str, Any]:
     decision: ratelimit.Decision | None = context.throttle
     if decision is None or context.principal is None or context.cost is None:
         return {}
-    actual = max(ratelimit.objects_in(data) - 1, 0) if isinstance(data, dict) else 0
+    actual = max(ratelimit.objects_in(data) - 1, 0) if data is not None else 0
+    if actual == 0:  # a compiled read's data is not inspectable here: charge what was asked
+        actual = context.cost.requested
     actual = min(actual, context.cost.requested)
     refund = context.cost.requested - actual
     limiter: ratelimit.Limiter = context.services.limiter
