@@ -147,7 +147,10 @@ def test_tenant_create_demo_seeds_a_new_tenant(settings: Any) -> None:
     out = subprocess.run([sys.executable, "-m", "saas.cli", "tenant", "create", "Acme Demo",
                           "--admin-email", f"boss@{slug}.example", "--slug", slug,
                           "--admin-password", "long-enough-pw-1", "--demo"],
-                         env=env, capture_output=True, text=True, timeout=180)
+                         # 2-3 s alone; after the rest of the suite has filled the session's
+                         # database, one SELECT of the seeding has been seen to take ~3 min (a
+                         # known problem, not yet explained): a generous bound, not a target.
+                         env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert f"slug {slug}" in out.stdout
     assert "500 deals" in out.stdout and "forecast done" in out.stdout
