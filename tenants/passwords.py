@@ -1,11 +1,12 @@
 """Password hashing (argon2id) off the event loop, and the password rules.
 
-Hashes use argon2-cffi's defaults, RFC 9106's second recommended profile: argon2id,
-time cost 3, memory 64 MiB, parallelism 4, 16-byte salt, 32-byte hash. Verifying takes tens
-of milliseconds of CPU, so it never runs on the event loop: a small dedicated thread pool
-(PASSWORD_HASH_THREADS, default: one fewer than the cores, at least one) does it; argon2
-releases the GIL, so other requests go on meanwhile, and a flood of logins queues there
-instead of taking every core from everyone else.
+Hashes use argon2id with OWASP's first profile (memory 19 MiB, time cost 2, one lane),
+16-byte salt, 32-byte hash; hashes made with other parameters still verify and are re-hashed
+on the next successful login. Verifying takes tens of milliseconds of CPU, so it never runs
+on the event loop: a small dedicated thread pool at nice 10 (PASSWORD_HASH_THREADS, default:
+one fewer than the cores, at least one) does it; argon2 releases the GIL, so other requests
+go on meanwhile, and a flood of logins queues there instead of taking every core from
+everyone else.
 
 Rules: 10-256 characters, not only whitespace, not the account's e-mail address, and not
 one of a short list of the most common passwords. No composition rules (NIST SP 800-63B).
