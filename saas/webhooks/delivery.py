@@ -6,7 +6,8 @@
              is a lease: a worker killed mid-delivery leaves it to be claimed again.
     send     re-check the URL (SSRF), connect to the checked address, POST with the
              Standard Webhooks headers; connect and read timeouts.
-    record   2xx: delivered (and an endpoint that was failing has its backlog made due);
+    record   2xx: delivered, a whole batch in one transaction (and an endpoint that was
+             failing has its backlog made due);
              410: the endpoint is disabled; anything else: retried with exponential backoff
              and jitter until the retry window ends, then the delivery gives up, and an
              endpoint failing for the whole window is disabled. Every attempt is logged.
@@ -148,8 +149,51 @@ def backoff(attempt: int, settings: Settings) -> float:
     return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
+_ATTEMPTS = text(
+    "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, status_code, latency_ms, "
+    "response_body) SELECT :t, unnest(CAST(:ids AS uuid[])), unnest(CAST(:attempts AS int[])), "
+    "unnest(CAST(:codes AS int[])), unnest(CAST(:ms AS int[])), unnest(CAST(:bodies AS text[])) "
+    "ON CONFLICT DO NOTHING")
+
+_DELIVERED = text(
+    "UPDATE webhook_deliveries d SET status = 'delivered', delivered_at = now(), "
+    "claimed_until = NULL, last_status_code = u.code, last_error = NULL "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[]), CAST(:codes AS int[])) "
+    "AS u(id, attempt, code) "
+    # Only the claim that is still current decides (a lease that ran out was claimed again;
+    # its holder decides instead).
+    "WHERE d.tenant_id = :t AND d.id = u.id AND d.attempts = u.attempt AND d.status = 'pending'")
+
+
+async def record_delivered(db: Database, done: list[tuple[Claimed, Outcome]]) -> None:
+    """Store a batch of 2xx attempts of one endpoint in one transaction (the common case: one
+    transaction per batch instead of one per delivery). An endpoint that was failing has its
+    backlog made due at once."""
+    if not done:
+        return
+    first = done[0][0]
+    params = {"t": first.tenant_id, "ids": [c.id for c, _ in done],
+              "attempts": [c.attempt for c, _ in done],
+              "codes": [o.status_code for _, o in done], "ms": [o.latency_ms for _, o in done],
+              "bodies": [o.body for _, o in done]}
+    async with db.unit_of_work(first.tenant_id) as uow:
+        await uow.session.execute(_ATTEMPTS, params)
+        await uow.session.execute(_DELIVERED, params)
+        recovered = (await uow.session.execute(text(
+            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = :e "
+            "AND failing_since IS NOT NULL RETURNING id"), {"e": first.endpoint_id})).scalar()
+        if recovered is not None:  # the receiver is back: its backlog is due now
+            await uow.session.execute(text(
+                "UPDATE webhook_deliveries SET next_attempt_at = now() "
+                "WHERE endpoint_id = :e AND status = 'pending' AND next_attempt_at > now()"),
+                {"e": first.endpoint_id})
+
+
 async def record(db: Database, settings: Settings, claimed: Claimed, outcome: Outcome) -> str:
-    """Store the attempt and its consequences; returns the delivery's new status."""
+    """Store one attempt and its consequences; returns the delivery's new status."""
+    if outcome.ok:
+        await record_delivered(db, [(claimed, outcome)])
+        return "delivered"
     async with db.unit_of_work(claimed.tenant_id) as uow:
         await uow.session.execute(text(
             "INSERT INTO webhook_attempts (tenant_id, delivery_id, attempt, status_code, "
@@ -160,22 +204,6 @@ async def record(db: Database, settings: Settings, claimed: Claimed, outcome: Ou
              "err": outcome.error})
         params = {"d": claimed.id, "a": claimed.attempt, "code": outcome.status_code,
                   "err": outcome.error, "e": claimed.endpoint_id}
-        if outcome.ok:
-            # Only the claim that is still current decides (a lease that ran out was
-            # claimed again; its holder decides instead).
-            await uow.session.execute(text(
-                "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), "
-                "claimed_until = NULL, last_status_code = :code, last_error = NULL "
-                "WHERE id = :d AND attempts = :a AND status = 'pending'"), params)
-            recovered = (await uow.session.execute(text(
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = :e "
-                "AND failing_since IS NOT NULL RETURNING id"), params)).scalar()
-            if recovered is not None:  # the receiver is back: its backlog is due now
-                await uow.session.execute(text(
-                    "UPDATE webhook_deliveries SET next_attempt_at = now() "
-                    "WHERE endpoint_id = :e AND status = 'pending' AND next_attempt_at > now()"),
-                    params)
-            return "delivered"
         now = datetime.now(UTC)
         window = settings.webhook_retry_window_seconds
         give_up = (now - claimed.created_at).total_seconds() >= window

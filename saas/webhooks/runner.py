@@ -79,7 +79,7 @@ class Runner:
                     await self._tenant(tenant_id)
                 if now - self._last_retention >= RETENTION_EVERY:
                     self._last_retention = now
-                    await self._retention()
+                    await self.retention()
                 self.wake.clear()
                 if self.dirty:
                     continue
@@ -127,31 +127,36 @@ class Runner:
                     lease_seconds=self.settings.webhook_lease_seconds)
                 if not claimed:
                     return
-                await asyncio.gather(*(self._one(c) for c in claimed))
+                outcomes = await asyncio.gather(
+                    *(delivery.send(self.client, self.guard, c) for c in claimed))
+                done = [(c, o) for c, o in zip(claimed, outcomes, strict=True) if o.ok]
+                await delivery.record_delivered(self.db, done)
+                self.delivered += len(done)
+                for c, o in zip(claimed, outcomes, strict=True):
+                    if not o.ok:
+                        await self._failed(c, o)
         except Exception:
             log.exception("webhooks: sender for endpoint %s failed", endpoint_id)
         finally:
             self.senders.pop((tenant_id, endpoint_id), None)
 
-    async def _one(self, claimed: delivery.Claimed) -> None:
-        outcome = await delivery.send(self.client, self.guard, claimed)
+    async def _failed(self, claimed: delivery.Claimed, outcome: delivery.Outcome) -> None:
         status = await delivery.record(self.db, self.settings, claimed, outcome)
-        if status == "delivered":
-            self.delivered += 1
-        else:
-            log.info("webhook %s to endpoint %s: %s (%s)", signing_id(claimed.id),
-                     claimed.endpoint_id, outcome.status_code or outcome.error, status)
+        log.info("webhook %s to endpoint %s: %s (%s)", signing_id(claimed.id),
+                 claimed.endpoint_id, outcome.status_code or outcome.error, status)
 
-    async def _retention(self) -> None:
+    async def retention(self) -> None:
+        """Drop finished deliveries and attempts older than WEBHOOK_LOG_RETENTION_DAYS."""
         keep = timedelta(days=self.settings.webhook_log_retention_days)
         for tenant_id in await self._tenants():
             try:
                 async with self.db.unit_of_work(tenant_id) as uow:
                     await uow.session.execute(text(
                         "DELETE FROM webhook_deliveries WHERE status <> 'pending' "
-                        "AND created_at < now() - :keep"), {"keep": keep})
+                        "AND created_at < now() - CAST(:keep AS interval)"), {"keep": keep})
                     await uow.session.execute(text(
-                        "DELETE FROM webhook_attempts WHERE attempted_at < now() - :keep"),
+                        "DELETE FROM webhook_attempts "
+                        "WHERE attempted_at < now() - CAST(:keep AS interval)"),
                         {"keep": keep})
             except Exception:
                 log.exception("webhooks: retention for tenant %s failed", tenant_id)

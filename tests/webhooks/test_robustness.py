@@ -189,3 +189,38 @@ async def test_an_endpoint_never_receives_another_tenants_events(
 
 
 
+
+
+async def test_retention_drops_old_finished_deliveries_and_keeps_the_rest(
+    hook_tenants: TenantFactory, runner: Runner, receiver: Receiver,
+    owner_conn: asyncpg.Connection,
+) -> None:
+    """Deliveries that finished more than WEBHOOK_LOG_RETENTION_DAYS ago go with their
+    attempts; recent ones and pending ones (whatever their age) stay."""
+    t = await hook_tenants.create()
+    admin = t.admin_caller
+    await create_endpoint(admin, receiver.url, ["deal.created"])
+    pipeline = await default_pipeline(admin)
+    for i in range(3):
+        await create_deal(admin, pipeline["id"], f"kept or not {i}")
+    assert await statuses(owner_conn, t.id, {"delivered": 3}) == {"delivered": 3}
+    ids = [r["id"] for r in await owner_conn.fetch(
+        "SELECT id FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY seq", t.id)]
+    days = runner.settings.webhook_log_retention_days + 1
+    await owner_conn.execute(
+        "UPDATE webhook_deliveries SET created_at = now() - make_interval(days => $2) "
+        "WHERE tenant_id = $1 AND id = ANY($3)", t.id, days, ids[:2])
+    await owner_conn.execute(
+        "UPDATE webhook_attempts SET attempted_at = now() - make_interval(days => $2) "
+        "WHERE tenant_id = $1 AND delivery_id = ANY($3)", t.id, days, ids[:2])
+    # The second one is made pending again (a retry far in the future): old, but not finished.
+    await owner_conn.execute(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + "
+        "interval '1 day' WHERE tenant_id = $1 AND id = $2", t.id, ids[1])
+    await runner.retention()
+    left = {r["id"]: r["status"] for r in await owner_conn.fetch(
+        "SELECT id, status FROM webhook_deliveries WHERE tenant_id = $1", t.id)}
+    assert left == {ids[1]: "pending", ids[2]: "delivered"}
+    attempts = {r["delivery_id"] for r in await owner_conn.fetch(
+        "SELECT delivery_id FROM webhook_attempts WHERE tenant_id = $1", t.id)}
+    assert ids[0] not in attempts and ids[2] in attempts
