@@ -6,8 +6,10 @@
 import    a deals CSV of `--rows` rows, each with a company (2% distinct) and a contact (20%
           distinct), uploaded and checked like POST /imports, then the import job
           (saas/imports/loader.py) in this process; rows/s over upload + job.
-webhooks  one endpoint (all events) to a real HTTP receiver on loopback, the delivery loop
-          (saas/webhooks/runner.py) in this process, woken over Redis like in production.
+webhooks  one endpoint (deal.created) to a real HTTP receiver on loopback in its own process
+          (bench/webhook_receiver.py), the delivery loop as `saas webhooks` in its own process,
+          woken over Redis like in production; `--writers` processes
+          (bench/deal_writer.py) commit the deals, like API processes.
           Lag: a deal created at `--rate` per second, from its commit to its receipt (p50,
           p99). Throughput: `--burst` deals created at once, events/s until all arrived.
 
@@ -22,24 +24,31 @@ import contextlib
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from decimal import Decimal
 from typing import Any
 
-import redis.asyncio as aioredis
+import httpx
 from sqlalchemy import text
 
-from bench.common import drop_database, ensure_database, settings_for, summary_ms, write_result
+from bench.common import (
+    drop_database,
+    ensure_database,
+    redis_url,
+    settings_for,
+    summary_ms,
+    write_result,
+)
 from saas.db import Database, create_engine
-from saas.deals import service as deals
 from saas.imports import loader
 from saas.imports import service as imports
-from saas.live.config import LiveSettings, channel_for
 from saas.webhooks import endpoints
-from saas.webhooks.runner import Runner
 from tenants import service as tenants
-from tests.webhooks.support import Receiver, wait_for
+from tests.webhooks.support import free_port
 
 
 def deals_csv(rows: int) -> bytes:
@@ -80,30 +89,55 @@ async def bench_import(db: Database, admin: Any, rows: int, batch: int) -> dict[
             "target": "100k rows in under 60 s", "met": rows >= 100_000 and done - start < 60}
 
 
-async def _create(db: Database, admin: Any, pipeline_id: uuid.UUID, title: str,
-                  commits: dict[str, float]) -> None:
-    async with db.unit_of_work(admin.tenant_id) as uow:
-        deal = await deals.create(uow=uow, principal=admin, pipeline_id=pipeline_id,
-                                  stage_id=None,
-                                  fields=deals.DealFields(title=title, amount=Decimal(1)))
-        key = deal.title
-    commits[key] = time.time()
+def _worker(url: str, concurrency: int) -> subprocess.Popen[bytes]:
+    """The delivery loop as production runs it: `saas webhooks`, its own process."""
+    env = {**os.environ, "ENVIRONMENT": "test", "DATABASE_URL": url, "REDIS_URL": redis_url(),
+           "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "LOG_LEVEL": "WARNING",
+           "WEBHOOK_CONCURRENCY_PER_ENDPOINT": str(concurrency)}
+    return subprocess.Popen([sys.executable, "-m", "saas.cli", "webhooks"], env=env)
+
+
+class ReceiverProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.webhook_receiver",
+                                      str(self.port)])
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    async def ready(self) -> None:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                await self.http.get("/stats")
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the receiver did not start")
+
+    async def count(self) -> int:
+        return int((await self.http.get("/stats")).json()["distinct"])
+
+    async def wait(self, n: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        got = await self.count()
+        while got < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # another process: nothing to await but its answers
+            got = await self.count()
+        return got
+
+    async def dump(self) -> list[tuple[str, str, float]]:
+        return [tuple(r) for r in (await self.http.get("/dump")).json()]  # type: ignore[misc]
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 async def bench_webhooks(db: Database, settings: Any, admin: Any, rate: float, seconds: float,
-                         burst: int) -> dict[str, Any]:
-    receiver = Receiver()
-    receiver.start()
-    channel = channel_for(settings, LiveSettings())
-    redis = aioredis.Redis.from_url(settings.redis_url)
-
-    async def publish(messages: list[dict[str, object]]) -> None:
-        for message in messages:  # what the API's hub does after each commit
-            await redis.publish(channel, json.dumps(message))
-
-    db.publisher = publish
-    runner = Runner(db, settings, channel=channel)
-    task = asyncio.create_task(runner.run())
+                         burst: int, concurrency: int, writers: int) -> dict[str, Any]:
+    receiver = ReceiverProcess()
+    await receiver.ready()
+    worker = _worker(settings.database_url, concurrency)
     try:
         async with db.unit_of_work(admin.tenant_id) as uow:
             await endpoints.create(uow=uow, principal=admin, settings=settings,
@@ -111,67 +145,72 @@ async def bench_webhooks(db: Database, settings: Any, admin: Any, rate: float, s
                                    pipeline_ids=[], description="bench")
             pipeline_id = (await uow.session.execute(text(
                 "SELECT id FROM pipelines ORDER BY created_at LIMIT 1"))).scalar_one()
-        await asyncio.sleep(1.0)
-        commits: dict[str, float] = {}
-        n = int(rate * seconds)
+        await asyncio.sleep(3.0)  # the worker is up and has seen the endpoint
+
+        async def write(rate_per_s: float, count: int, prefix: str) -> dict[str, float]:
+            """`writers` processes share `count` deals at `rate_per_s` in all."""
+            procs = [await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.deal_writer", settings.database_url,
+                str(admin.tenant_id), str(admin.user_id), str(pipeline_id),
+                str(rate_per_s / writers), str(count // writers), f"{prefix}{w}",
+                stdout=asyncio.subprocess.PIPE) for w in range(writers)]
+            commits: dict[str, float] = {}
+            for proc in procs:
+                out, _ = await proc.communicate()
+                commits.update(json.loads(out))
+            return commits
+
+        n = int(rate * seconds) // writers * writers
         start = time.perf_counter()
-        pending = []
-        for i in range(n):
-            pending.append(asyncio.create_task(_create(db, admin, pipeline_id, f"lag {i}",
-                                                       commits)))
-            await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
-        await asyncio.gather(*pending)
-        with contextlib.suppress(AssertionError):
-            await wait_for(lambda: len(receiver.ids()) >= n, 60, "the lag run")
-        lags = []
-        for r in receiver.snapshot():
-            title = json.loads(r.body)["data"]["deal"]["title"]
-            if title in commits:
-                lags.append(r.at_wall - commits[title])
-        lag = {"events": n, "received": len(receiver.ids()), "rate_per_s": rate,
+        commits = await write(rate, n, "lag")
+        sent_s = max(commits.values()) - min(commits.values())
+        received = await receiver.wait(n, 60)
+        lags = [at - commits[title] for _, title, at in await receiver.dump()
+                if title in commits]
+        lag = {"events": n, "received": received, "rate_per_s": rate, "writers": writers,
+               "offered_rate_per_s": round(n / sent_s, 1),
                "commit_to_receipt_ms": summary_ms(lags)}
-        received_before = len(receiver.ids())
+        burst = burst // writers * writers
         start = time.perf_counter()
-        await asyncio.gather(*(_create(db, admin, pipeline_id, f"burst {i}", {})
-                               for i in range(burst)))
+        await write(1e6, burst, "burst")
         committed = time.perf_counter()
-        with contextlib.suppress(AssertionError):
-            await wait_for(lambda: len(receiver.ids()) >= received_before + burst, 120,
-                           "the burst")
+        got = await receiver.wait(n + burst, 120) - n
         done = time.perf_counter()
-        throughput = {"events": burst, "received": len(receiver.ids()) - received_before,
+        throughput = {"events": burst, "received": got,
                       "commit_s": round(committed - start, 2),
                       "delivered_s": round(done - start, 2),
                       "events_per_s": round(burst / (done - start))}
+        receipts = await receiver.dump()
+        duplicates = len(receipts) - len({r[0] for r in receipts})
     finally:
-        runner.stop()
-        await asyncio.wait_for(task, 30)
-        receiver.stop()
-        await redis.aclose()
-        db.publisher = None
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        await receiver.close()
     p99 = lag["commit_to_receipt_ms"].get("p99", float("inf"))
-    return {"lag": lag, "throughput": throughput,
-            "target": "p99 under 1 s at 100 events/s", "met": rate >= 100 and p99 < 1000}
+    return {"lag": lag, "throughput": throughput, "duplicate_receipts": duplicates,
+            "worker_concurrency_per_endpoint": concurrency,
+            "target": "p99 under 1 s at 100 events/s",
+            "met": rate >= 100 and p99 < 1000 and received == n}
 
 
 async def main(args: argparse.Namespace) -> None:
     name = f"saas_bench_partners_{uuid.uuid4().hex[:6]}"
     url = await ensure_database(name)
-    settings = settings_for(url, webhook_allowed_networks=["127.0.0.0/8"],
-                            webhook_concurrency_per_endpoint=args.concurrency)
+    settings = settings_for(url, webhook_allowed_networks=["127.0.0.0/8"])
     db = Database(create_engine(settings.resolved_app_database_url(), pool_size=20))
     try:
         result = await tenants.provision_tenant(db=db, name="Bench", slug="bench",
                                                 admin_email="admin@bench.example",
                                                 admin_password="bench-password-1")
         admin = tenants.principal_for_user(result.admin)
-        imported = await bench_import(db, admin, args.rows, args.batch)
+        imported = await bench_import(db, admin, args.rows, args.batch) if args.rows else None
         print(json.dumps({"import": imported}, indent=2))
         other = await tenants.provision_tenant(db=db, name="Hooks", slug="hooks",
                                                admin_email="admin@hooks.example",
                                                admin_password="bench-password-1")
         hooks = await bench_webhooks(db, settings, tenants.principal_for_user(other.admin),
-                                     args.rate, args.seconds, args.burst)
+                                     args.rate, args.seconds, args.burst, args.concurrency,
+                                     args.writers)
     finally:
         await db.dispose()
         await drop_database(name)
@@ -187,4 +226,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--writers", type=int, default=2,
+                        help="processes committing the deals (like API processes)")
     asyncio.run(main(parser.parse_args()))
