@@ -65,8 +65,7 @@ async def append(
         data=data or {},
     )
     uow.session.add(event)
-    await uow.session.flush()
-    await uow.session.refresh(event, ["occurred_at"])
+    await uow.session.flush()  # occurred_at is returned by the INSERT (eager defaults)
     uow.publish({
         "tenant": str(deal.tenant_id),
         "pipeline": str(deal.pipeline_id),

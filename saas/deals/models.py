@@ -45,6 +45,9 @@ class Deal(Base):
 
 class StageEvent(Base):
     __tablename__ = "stage_events"
+    # occurred_at comes back in the INSERT's RETURNING: no extra round trip while the
+    # transaction holds the tenant's event-counter row (saas/deals/events.py).
+    __mapper_args__ = {"eager_defaults": True}
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(_UUID, primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)

@@ -78,7 +78,8 @@ async def apply_fields(uow: UnitOfWork, principal: Principal, deal: Deal,
     if f.currency is not UNSET:
         changes["currency"] = check_currency(f.currency)
     if f.owner_id is not UNSET:
-        if f.owner_id is not None:
+        if f.owner_id is not None and f.owner_id != principal.user_id:
+            # (the caller's own user exists: authentication checked it for this request)
             await _exists(uow, User, f.owner_id, "ownerId", "owner")
         await require_assign(uow, principal, f.owner_id)
         changes["owner_id"] = f.owner_id
