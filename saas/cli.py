@@ -162,8 +162,12 @@ def cmd_worker(settings: Settings, *, check: bool) -> int:
 
     from workers.settings import WorkerSettings
 
-    if check:
-        return check_health(WorkerSettings)  # type: ignore[arg-type]
+    if check:  # one quick look at Redis, not the worker's wait-through-outages settings
+        from saas import jobs
+
+        return check_health({"redis_settings": jobs.redis_settings(settings),
+                             "health_check_key": WorkerSettings.health_check_key,
+                             "queue_name": WorkerSettings.queue_name})
     _configure_logging(settings)
     run_worker(WorkerSettings)  # type: ignore[arg-type]
     return 0

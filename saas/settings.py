@@ -161,6 +161,11 @@ class Settings(BaseSettings):
 
     arq_queue_name: str = "arq:queue"
     job_timeout_seconds: int = 300
+    # The job outbox (saas/outbox.py): how long a request waits for Redis to take its job
+    # after commit (on failure the job waits in PostgreSQL), and how often the worker's
+    # sweeper enqueues waiting jobs.
+    outbox_relay_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
+    outbox_sweep_seconds: float = Field(default=2.0, gt=0, le=300)
     # Connections per API process, all opened at start-up. No overflow by default: an
     # overflow connection is closed when it is returned, so under load the process kept
     # opening new PostgreSQL backends (hundreds per second); a request beyond the pool waits

@@ -33,6 +33,17 @@ class Services:
     connections: Any = None  # schema.live.revocation.Connections (open websockets)
     limiter: Any = None  # saas.ratelimit.Limiter (None: rate limits off)
     _queue: Any = None
+    _outbox: Any = None
+
+    @property
+    def outbox(self) -> Any:
+        """saas.outbox.Relay: jobs written with a change are enqueued after its commit."""
+        if self._outbox is None:
+            from saas.outbox import Relay
+
+            self._outbox = Relay(self.db, self.queue,
+                                 timeout=self.settings.outbox_relay_timeout_seconds)
+        return self._outbox
 
     async def queue(self) -> Any:
         """The arq pool for enqueueing jobs, opened on first use."""

@@ -85,15 +85,9 @@ async def nightly_forecast(ctx: dict[str, Any], *, tenant_id: str, pipeline_id: 
         if existing is None:
             system = Principal(tenant_id=tenant, role=Role.ADMIN)
             record = await service.request(
-                uow=uow, principal=system, queue=_NoQueue(), pipeline_id=uuid.UUID(pipeline_id),
+                uow=uow, principal=system, relay=None, enqueue=False,
+                pipeline_id=uuid.UUID(pipeline_id),
                 horizon_months=NIGHTLY_HORIZON, team_id=None, owner_id=None, origin="nightly",
                 request_key=key)
             existing = record.id
     return await run_forecast(ctx, tenant_id=tenant_id, forecast_id=str(existing))
-
-
-class _NoQueue:
-    """The nightly job computes inline; nothing to enqueue."""
-
-    async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> None:
-        return None

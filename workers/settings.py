@@ -14,11 +14,11 @@ from saas.db import Database, create_engine
 from saas.observability import tracing
 from saas.observability.metrics import measured
 from saas.settings import get_settings
-from workers import webhooks
+from workers import outbox, webhooks
 from workers.campaigns import campaigns_fanout, campaigns_tenant
 from workers.forecast import nightly_forecast, nightly_forecasts, run_forecast
 from workers.idempotency import purge_idempotency_keys
-from workers.imports import imports_sweep, run_export, run_import
+from workers.imports import run_export, run_import
 from workers.planfact import planfact_fanout, planfact_tenant
 
 
@@ -32,9 +32,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["db"] = Database(create_engine(settings.resolved_app_database_url(), pool_size=5))
     if settings.webhook_delivery_in_worker:
         ctx["webhooks"] = webhooks.start(ctx["db"], settings)
+    ctx["outbox"] = outbox.start(ctx["db"], settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "outbox" in ctx:
+        await outbox.stop(ctx["outbox"])
     if "webhooks" in ctx:
         await webhooks.stop(ctx["webhooks"])
     await ctx["db"].dispose()
@@ -45,7 +48,8 @@ def _job(function: Any) -> Any:
 
 
 def redis_settings() -> RedisSettings:
-    return jobs.redis_settings(get_settings())
+    """Retrying through Redis outages: the worker waits for Redis instead of exiting."""
+    return jobs.worker_redis_settings(get_settings())
 
 
 class WorkerSettings:
@@ -56,7 +60,7 @@ class WorkerSettings:
     functions: list[Any] = [_job(job) for job in (
         planfact_fanout, planfact_tenant, run_forecast, nightly_forecasts, nightly_forecast,
         campaigns_fanout, campaigns_tenant, purge_idempotency_keys, run_import, run_export,
-        imports_sweep)]
+        outbox.requeue_stale)]
     # Monday 12:00 UTC: the previous ISO week has ended in every time zone (UTC-12..+14).
     cron_jobs: list[Any] = [cron(_job(planfact_fanout), weekday=0, hour=12, minute=0,
                                  unique=True, run_at_startup=False),
@@ -68,8 +72,8 @@ class WorkerSettings:
                           # Hourly: expired Idempotency-Key responses (24 h by default).
                           cron(_job(purge_idempotency_keys), minute=17, second=0,
                                unique=True, run_at_startup=False),
-                          # Every minute: imports/exports whose job was lost are enqueued.
-                          cron(_job(imports_sweep), second=30, unique=True,
+                          # Every minute: forecasts/imports/exports whose job Redis lost.
+                          cron(_job(outbox.requeue_stale), second=30, unique=True,
                                run_at_startup=False)]
     on_startup = startup
     on_shutdown = shutdown

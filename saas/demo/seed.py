@@ -62,13 +62,6 @@ class DemoSummary:
     forecast_status: str
 
 
-class _Inline:
-    """A forecast 'queue' that enqueues nothing: seeding runs the job itself, right after."""
-
-    async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _uuids(rng: np.random.Generator, n: int) -> list[uuid.UUID]:
     raw = rng.bytes(16 * n)
     return [uuid.UUID(bytes=raw[i:i + 16], version=4) for i in range(0, 16 * n, 16)]
@@ -324,7 +317,7 @@ async def seed(*, db: Database, admin: Principal, seed: int = DEMO_SEED,
         for week in past_weeks:
             await planning.snapshot(uow=uow, kind="week", start=week)
         forecast = await forecasting.request(
-            uow=uow, principal=admin, queue=_Inline(), pipeline_id=default_pipeline.id,
+            uow=uow, principal=admin, relay=None, enqueue=False, pipeline_id=default_pipeline.id,
             horizon_months=6, team_id=None, owner_id=None)
     status = await forecasting.run(db=db, tenant_id=tenant_id, forecast_id=forecast.id)
     return DemoSummary(users=len(people) + 1, deals=sum(len(r.deal_ids) for r in runs),

@@ -32,6 +32,10 @@ KINDS = ("companies", "contacts", "deals", "stage_events")
 FORMATS = ("csv", "jsonl")
 JOB = "run_export"
 
+
+def job_id(export_id: uuid.UUID) -> str:
+    return f"export:{export_id}"
+
 COLUMNS = {
     "companies": ["id", "company_name", "company_domain"],
     "contacts": ["id", "contact_name", "contact_email", "contact_phone", "company_name",

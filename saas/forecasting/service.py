@@ -1,4 +1,4 @@
-"""Forecast records: request (enqueue after commit), run idempotently, read, backtest."""
+"""Forecast records: request (its job through the outbox), run idempotently, read, backtest."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import text
 
-from saas import entity_events
+from saas import entity_events, outbox
 from saas.db import Database, UnitOfWork
 from saas.errors import LimitExceeded, NotFound, ValidationFailed
 from saas.forecasting import baseline
@@ -24,10 +24,6 @@ from tenants.scopes import Scope
 
 MAX_HORIZON = 24
 JOB = "run_forecast"
-
-
-class Queue(Protocol):
-    async def enqueue_job(self, function: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -62,12 +58,15 @@ def job_id(forecast_id: uuid.UUID) -> str:
 
 
 async def request(
-    *, uow: UnitOfWork, principal: Principal, queue: Queue, pipeline_id: uuid.UUID,
-    horizon_months: int, team_id: uuid.UUID | None, owner_id: uuid.UUID | None,
-    origin: str = "request", request_key: str | None = None,
+    *, uow: UnitOfWork, principal: Principal, relay: outbox.Relay | None,
+    pipeline_id: uuid.UUID, horizon_months: int, team_id: uuid.UUID | None,
+    owner_id: uuid.UUID | None, origin: str = "request", request_key: str | None = None,
+    enqueue: bool = True,
 ) -> ForecastRecord:
-    """Create a queued forecast and enqueue its job after commit; an identical request that
-    is still pending returns the pending one instead (one job, one result)."""
+    """Create a queued forecast with its job in the outbox (same transaction; relayed after
+    commit, or by the sweeper while Redis is away); an identical request that is still
+    pending returns the pending one instead (one job, one result). `enqueue=False`: the
+    caller computes it itself (nightly jobs, demo seeding)."""
     principal.require(Scope.FORECASTS_WRITE)
     if not 1 <= horizon_months <= MAX_HORIZON:
         raise ValidationFailed(f"horizonMonths must be 1-{MAX_HORIZON}", field="horizonMonths")
@@ -93,13 +92,9 @@ async def request(
             "AND status IN ('queued', 'running')"), {"key": key})).one()
         return _record(pending)
     record = _record(row)
-    tenant_id = str(principal.tenant_id)
-
-    async def enqueue() -> None:
-        await queue.enqueue_job(JOB, tenant_id=tenant_id, forecast_id=str(record.id),
-                                _job_id=job_id(record.id))
-
-    uow.after_commit(enqueue)
+    if enqueue:
+        await outbox.add(uow, relay, function=JOB, job_id=job_id(record.id),
+                         tenant_id=str(principal.tenant_id), forecast_id=str(record.id))
     return record
 
 

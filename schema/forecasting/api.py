@@ -170,10 +170,10 @@ class ForecastingMutation:
             pid = decode_id(input.pipeline_id, "Pipeline", field="pipelineId")
             team = decode_id(input.team_id, "Team", field="teamId") if input.team_id else None
             owner = decode_id(input.owner_id, "User", field="ownerId") if input.owner_id else None
-            queue = await info.context.services.queue()
             async with info.context.uow() as uow:
                 record = await service.request(
-                    uow=uow, principal=principal, queue=queue, pipeline_id=pid,
+                    uow=uow, principal=principal, relay=info.context.services.outbox,
+                    pipeline_id=pid,
                     horizon_months=input.horizon_months, team_id=team, owner_id=owner)
             return ForecastPayload(forecast=Forecast.from_record(record))
 

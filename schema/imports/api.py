@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from saas import outbox
 from saas.exports import service as exports
 from saas.imports import service as imports
 from schema.context import Info
@@ -117,17 +118,12 @@ class ImportsMutation:
         async def act() -> ImportJobPayload:
             principal.require(Scope.IMPORTS_WRITE)
             import_id = _import_id(input.import_id)
-            queue = await info.context.services.queue()
             async with info.context.uow() as uow:
                 imp = await imports.start(uow=uow, principal=principal, import_id=import_id,
                                           mapping=_mapping(input.mapping))
-
-                async def enqueue() -> None:
-                    await queue.enqueue_job(imports.JOB, tenant_id=str(principal.tenant_id),
-                                            import_id=str(import_id),
-                                            _job_id=imports.job_id(import_id))
-
-                uow.after_commit(enqueue)
+                await outbox.add(uow, info.context.services.outbox, function=imports.JOB,
+                                 job_id=imports.job_id(import_id),
+                                 tenant_id=str(principal.tenant_id), import_id=str(import_id))
             return ImportJobPayload(import_job=ImportJob.from_model(imp))
 
         return await payload(ImportJobPayload, act)
@@ -139,17 +135,13 @@ class ImportsMutation:
 
         async def act() -> ExportJobPayload:
             principal.require(Scope.EXPORTS_READ)
-            queue = await info.context.services.queue()
             async with info.context.uow() as uow:
                 e = await exports.request(uow=uow, principal=principal, kind=input.kind.value,
                                           fmt=input.format.value, period_from=input.from_,
                                           period_to=input.to)
-
-                async def enqueue() -> None:
-                    await queue.enqueue_job(exports.JOB, tenant_id=str(principal.tenant_id),
-                                            export_id=str(e.id), _job_id=f"export:{e.id}")
-
-                uow.after_commit(enqueue)
+                await outbox.add(uow, info.context.services.outbox, function=exports.JOB,
+                                 job_id=exports.job_id(e.id),
+                                 tenant_id=str(principal.tenant_id), export_id=str(e.id))
             return ExportJobPayload(export_job=ExportJob.from_model(e))
 
         return await payload(ExportJobPayload, act)

@@ -279,8 +279,8 @@ async def test_security_definer_functions_are_pinned_owned_by_the_owner_and_not_
         "EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public "
         "FROM pg_proc p "
         "WHERE p.prosecdef AND p.pronamespace = 'public'::regnamespace ORDER BY 1")
-    assert [r["proname"] for r in rows] == ["tenant_by_slug", "tenant_directory",
-                                           "webhook_tenants"]
+    assert [r["proname"] for r in rows] == ["job_outbox_tenants", "tenant_by_slug",
+                                           "tenant_directory", "webhook_tenants"]
     for r in rows:
         assert r["owner"] != "saas_app"
         assert r["proconfig"] == ["search_path=public, pg_temp"], r

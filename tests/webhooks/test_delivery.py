@@ -134,6 +134,27 @@ async def test_forecast_completed_is_delivered(
     assert payload["data"]["forecast"]["pipelineId"] == pipeline["id"]
 
 
+async def test_import_completed_is_delivered(
+    hook_tenants: TenantFactory, runner: Runner, receiver: Receiver, db: Database,
+    hook_settings: Settings,
+) -> None:
+    from tests.imports.support import DEAL_COLUMNS, run_jobs, start, to_csv, upload
+
+    t = await hook_tenants.create()
+    admin = t.admin_caller
+    _, secret = await create_endpoint(admin, receiver.url, ["import.completed"])
+    blank = [""] * (len(DEAL_COLUMNS) - 1)
+    uploaded = await upload(admin, to_csv(DEAL_COLUMNS, [
+        ["first", *blank], ["second", *blank], ["third", "abc", *blank[1:]]]))  # bad amount
+    await start(admin, uploaded["id"])
+    await run_jobs(hook_settings, db)
+    await wait_for(lambda: len(receiver.ids()) == 1, 20, "import.completed")
+    payload = verify(secret, receiver.snapshot()[0])
+    assert payload["type"] == "import.completed"
+    assert payload["data"]["import"] == {"id": uploaded["id"], "kind": "deals", "totalRows": 3,
+                                         "rowsFailed": 1, "objectsCreated": 2}
+
+
 async def test_receiver_down_then_back_gets_everything_once_in_order_per_deal(
     hook_tenants: TenantFactory, runner: Runner, receiver: Receiver,
     owner_conn: asyncpg.Connection,
