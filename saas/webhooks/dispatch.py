@@ -44,9 +44,10 @@ def _matches(endpoint: Any, row: Any, event_type: str) -> bool:
     return True
 
 
-async def dispatch(db: Database, tenant_id: uuid.UUID) -> int:
-    """Turn new events into deliveries for every active endpoint; returns how many."""
-    created = 0
+async def dispatch(db: Database, tenant_id: uuid.UUID) -> set[uuid.UUID]:
+    """Turn new events into deliveries for every active endpoint; returns the endpoints
+    that got new deliveries."""
+    created: set[uuid.UUID] = set()
     for _ in range(MAX_PAGES):
         async with db.unit_of_work(tenant_id) as uow:
             endpoints = list(await uow.session.execute(_ENDPOINTS))
@@ -75,7 +76,7 @@ async def dispatch(db: Database, tenant_id: uuid.UUID) -> int:
                     batch["payloads"].append(body)
             if batch["ids"]:
                 await uow.session.execute(_INSERT, {"t": tenant_id, **batch})
-                created += len(batch["ids"])
+                created.update(batch["endpoints"])
             last = rows[-1].seq
             await uow.session.execute(text(
                 "UPDATE webhook_endpoints SET cursor_seq = :last "

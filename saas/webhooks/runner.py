@@ -5,7 +5,9 @@ it faster. The live hub's channel tells it which tenant just committed an event,
 tenant is dispatched at once; every `WEBHOOK_POLL_SECONDS` it also goes through every
 tenant with an active endpoint (entity events, retries that came due, a Redis outage). Each
 endpoint with due deliveries gets its own task, so a slow or dead receiver delays only its
-own deliveries.
+own deliveries. A wake-up only dispatches (the endpoints that got deliveries get a sender,
+or their running sender is told to look again); the poll also asks which endpoints have
+retries due.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import httpx
 import redis.asyncio as aioredis
 from sqlalchemy import text
 
@@ -47,13 +48,12 @@ class Runner:
         self.settings = settings
         self.channel = channel
         self.guard = guard or guard_for(settings)
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.webhook_read_timeout_seconds,
-                                  connect=settings.webhook_connect_timeout_seconds),
-            follow_redirects=False,  # a redirect could lead anywhere the guard refuses
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self.client = delivery.client_session(settings)
         self.senders: dict[tuple[uuid.UUID, uuid.UUID], asyncio.Task[None]] = {}
         self.dirty: set[uuid.UUID] = set()
+        # Endpoints whose running sender must claim again before it stops (new deliveries
+        # arrived while it was sending its last batch).
+        self.again: set[tuple[uuid.UUID, uuid.UUID]] = set()
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.delivered = 0
@@ -69,14 +69,15 @@ class Runner:
         try:
             while not self.stopping.is_set():
                 now = time.monotonic()
-                if now >= next_poll:
+                poll = now >= next_poll
+                if poll:
                     tenants = await self._tenants()
                     self.dirty.clear()
                     next_poll = now + self.settings.webhook_poll_seconds
                 else:
                     tenants, self.dirty = list(self.dirty), set()
                 for tenant_id in tenants:
-                    await self._tenant(tenant_id)
+                    await self._tenant(tenant_id, poll=poll)
                 if now - self._last_retention >= RETENTION_EVERY:
                     self._last_retention = now
                     await self.retention()
@@ -93,7 +94,7 @@ class Runner:
             for task in list(self.senders.values()):
                 task.cancel()
             await asyncio.gather(*self.senders.values(), return_exceptions=True)
-            await self.client.aclose()
+            await self.client.close()
 
     async def _tenants(self) -> list[uuid.UUID]:
         try:
@@ -104,11 +105,12 @@ class Runner:
             log.exception("webhooks: listing tenants failed; retrying at the next poll")
             return []
 
-    async def _tenant(self, tenant_id: uuid.UUID) -> None:
+    async def _tenant(self, tenant_id: uuid.UUID, *, poll: bool = True) -> None:
         try:
-            await dispatch.dispatch(self.db, tenant_id)
-            async with self.db.unit_of_work(tenant_id) as uow:
-                due: list[uuid.UUID] = list((await uow.session.execute(_DUE)).scalars())
+            due = await dispatch.dispatch(self.db, tenant_id)
+            if poll:
+                async with self.db.unit_of_work(tenant_id) as uow:
+                    due.update((await uow.session.execute(_DUE)).scalars())
         except Exception:
             log.exception("webhooks: tenant %s failed; retrying at the next poll", tenant_id)
             return
@@ -116,16 +118,22 @@ class Runner:
             key = (tenant_id, endpoint_id)
             if key not in self.senders:
                 self.senders[key] = asyncio.create_task(self._sender(tenant_id, endpoint_id))
+            else:
+                self.again.add(key)
 
     async def _sender(self, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
         """Send the endpoint's due deliveries until none is left (or it stops being active)."""
+        key = (tenant_id, endpoint_id)
         try:
             while not self.stopping.is_set():
+                self.again.discard(key)
                 claimed = await delivery.claim(
                     self.db, tenant_id, endpoint_id,
                     limit=self.settings.webhook_concurrency_per_endpoint,
                     lease_seconds=self.settings.webhook_lease_seconds)
                 if not claimed:
+                    if key in self.again:
+                        continue  # deliveries were added after this claim looked
                     return
                 outcomes = await asyncio.gather(
                     *(delivery.send(self.client, self.guard, c) for c in claimed))
@@ -138,7 +146,8 @@ class Runner:
         except Exception:
             log.exception("webhooks: sender for endpoint %s failed", endpoint_id)
         finally:
-            self.senders.pop((tenant_id, endpoint_id), None)
+            self.senders.pop(key, None)
+            self.again.discard(key)
 
     async def _failed(self, claimed: delivery.Claimed, outcome: delivery.Outcome) -> None:
         status = await delivery.record(self.db, self.settings, claimed, outcome)
