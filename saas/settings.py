@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     # A claimed delivery not finished within the lease (a killed worker) is sent again.
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Dispatch rounds (event log -> deliveries) at most this often, so a stream of commits is
+    # dispatched several events at a time; an isolated commit is not delayed.
+    webhook_dispatch_interval_seconds: float = Field(default=0.025, ge=0, le=1)
     webhook_concurrency_per_endpoint: int = Field(default=4, ge=1)
     webhook_log_retention_days: int = Field(default=30, ge=1)
     webhook_max_endpoints: int = Field(default=20, ge=1)

@@ -66,9 +66,16 @@ class Runner:
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen()) if self.channel else None
         next_poll = 0.0
+        last_round = 0.0
+        gap = self.settings.webhook_dispatch_interval_seconds
         try:
             while not self.stopping.is_set():
-                now = time.monotonic()
+                # Rounds at most every `gap` seconds: under a stream of commits one dispatch
+                # takes several events (a dispatch costs about as much for one as for ten);
+                # an isolated commit is dispatched at once.
+                if (wait := last_round + gap - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                now = last_round = time.monotonic()
                 poll = now >= next_poll
                 if poll:
                     tenants = await self._tenants()
