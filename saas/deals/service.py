@@ -178,8 +178,7 @@ async def create(
                 stage_id=stage.id, version=1, labels=[], temperature="warm")
     await apply_fields(uow, principal, deal, fields)
     uow.session.add(deal)
-    await uow.session.flush()
-    await uow.session.refresh(deal)
+    await uow.session.flush()  # server defaults come back in the INSERT (eager_defaults)
     await events.append(uow, principal=principal, deal=deal, kind="created", from_stage_id=None)
     return deal
 
