@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -39,9 +40,9 @@ def _env(owner_url: str, redis: RedisProcess) -> dict[str, str]:
             "LIVE_CHANNEL_PREFIX": f"outbox-{uuid.uuid4().hex[:8]}"}
 
 
-async def _until(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():  # type: ignore[operator]
+async def _until(predicate: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await predicate():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.2)
 
