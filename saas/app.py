@@ -85,7 +85,8 @@ class GraphQLApp(GraphQL[Context, None]):
             max_json_depth=settings.max_json_depth,
             max_list_length=settings.max_input_list_length,
             max_string_length=settings.max_string_length), cache, settings.graphql_max_cost,
-            settings.request_deadline_seconds, settings.graphql_anonymous_max_tokens)
+            settings.request_deadline_seconds, settings.graphql_anonymous_max_tokens,
+            settings.graphql_anonymous_max_length)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Strawberry's GraphiQL page with its assets from /app/graphiql/ (web/vendor.mjs)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=4000, ge=10)
     # Documents of callers without credentials (login, refresh, password reset, ...).
     graphql_anonymous_max_tokens: int = Field(default=200, ge=10)
+    # ... and characters: comments and string literals are not tokens, and lexing a 1 MiB
+    # comment takes ~250 ms of CPU (a login document is well under 1,000 characters).
+    graphql_anonymous_max_length: int = Field(default=10_000, ge=100)
     # Objects one operation may ask for (schema/cost.py): lists multiply by `first`.
     graphql_max_cost: int = Field(default=20_000, ge=1)
     # The edge (schema/edge): limits checked before a document is parsed or executed.

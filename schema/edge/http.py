@@ -54,8 +54,9 @@ class HTTPEdge:
 
     def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
                  cache: ResponseCache | None, max_cost: int, deadline: float = 30.0,
-                 anonymous_max_tokens: int = 200) -> None:
+                 anonymous_max_tokens: int = 200, anonymous_max_length: int = 10_000) -> None:
         self.view = view
+        self.anonymous_max_length = anonymous_max_length
         self.max_cost = max_cost
         self.deadline = deadline
         self.anonymous_max_tokens = anonymous_max_tokens
@@ -139,9 +140,10 @@ class HTTPEdge:
             # Anonymous callers can only log in and the like: small documents, so their
             # parsing cannot take the event loop for long (the cache is not theirs either).
             anonymous = context.principal is None
-            document = self.documents.prepare(
-                envelope.query, cache=not anonymous,
-                max_tokens=self.anonymous_max_tokens if anonymous else None)
+            document = await self.documents.prepare_off_loop(
+                envelope.query, cache=not anonymous, anonymous=anonymous,
+                max_tokens=self.anonymous_max_tokens if anonymous else None,
+                max_length=self.anonymous_max_length if anonymous else None)
             operation = document.operation(envelope.operation_name)
         except DocumentErrors as e:
             return self.request_errors(chosen, e.errors, KIND_CODES[e.kind])

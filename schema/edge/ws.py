@@ -72,7 +72,7 @@ class EdgeWSHandler(LiveTransportWSHandler):
             return
         documents = self.view.schema.documents  # type: ignore[attr-defined]
         try:
-            document = documents.prepare(payload["query"], cache=True)
+            document = await documents.prepare_off_loop(payload["query"], cache=True)
             operation = document.operation(name)
         except DocumentErrors as e:
             await self._refuse(message, [err.formatted | {"extensions": {
