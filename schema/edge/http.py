@@ -95,16 +95,23 @@ class HTTPEdge:
         database statements included) or the request deadline passes (504)."""
         ctx = contextvars.copy_context()
         task = asyncio.get_running_loop().create_task(work, context=ctx)
-        gone = asyncio.ensure_future(_disconnected(request))
+        # The work is cancelled as soon as the disconnect is read, not when this coroutine
+        # wakes: on a loop busy with a request's thousands of resolver steps each hop is a
+        # loop iteration (tens of ms), and the work goes on meanwhile.
+        gone = asyncio.ensure_future(_disconnected(request, task))
         try:
             done, _ = await asyncio.wait({task, gone}, timeout=self.deadline,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-        if task in done:
+        if task.done() and not task.cancelled():  # it finished before any cancel landed
             _adopt(ctx)
             return task.result()
-        task.cancel()
+        if gone not in done:
+            # The deadline. Never a second cancel after the disconnect's: it would interrupt
+            # asyncpg's own clean-up of the first (the server-side cancel of a waiting
+            # statement was lost: it ran on until statement_timeout).
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)  # its cleanup, connections back
         _adopt(ctx)
         if gone in done:
@@ -318,10 +325,12 @@ class HTTPEdge:
         return media.respond(chosen, 200, body, headers)
 
 
-async def _disconnected(request: Request) -> None:
-    """Returns when the client has gone (the body was read: the next message is that)."""
+async def _disconnected(request: Request, work: asyncio.Task[Response]) -> None:
+    """Cancels `work` and returns when the client has gone (the body was read: the next
+    message is that)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+    work.cancel()
 
 
 def _adopt(ctx: contextvars.Context) -> None:
