@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -165,7 +166,17 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; the ingress does not expose this path publicly."""
+    """Prometheus text format, behind METRICS_TOKEN when it is set; unset, the ingress must
+    not expose this path (docs/operations.md)."""
+    token = request.app.state.services.settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()):
+            return Response(media.error_body(
+                "send 'Authorization: Bearer <METRICS_TOKEN>' to read the metrics",
+                "UNAUTHENTICATED"), status_code=401, media_type=media.JSON,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

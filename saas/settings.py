@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     worker_metrics_port: int = 0  # >0: the worker serves /metrics on this port
+    # Set: the API's /metrics answers only `Authorization: Bearer <token>` (else 401). Unset:
+    # it is open, and the ingress must not route /metrics (docs/operations.md).
+    metrics_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     otel_exporter_otlp_endpoint: str | None = None
@@ -245,6 +248,8 @@ class Settings(BaseSettings):
             problems.append("APP_DATABASE_URL (or DATABASE_URL)")
         if not self.redis_url:
             problems.append("REDIS_URL")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            problems.append("METRICS_TOKEN (at least 32 random characters, or unset)")
         if problems:
             raise InsecureSettings(
                 f"refusing to start in {self.environment!r}: set " + ", ".join(problems)
