@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -21,7 +22,6 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
@@ -40,7 +40,7 @@ from schema.context import Context, Services
 from schema.edge import media
 from schema.edge.envelope import Limits
 from schema.edge.http import HTTPEdge
-from schema.edge.ws import EdgeWSHandler
+from schema.edge.ws import EdgeWebSocketAdapter, EdgeWSHandler, refuse_origin, rejected
 from schema.live.revocation import Connections
 from schema.response_cache import ResponseCache
 from schema.root import build_schema
@@ -57,6 +57,7 @@ class GraphQLApp(GraphQL[Context, None]):
     # Live events are rendered once per selection and sent as text frames (schema.live);
     # subscribe messages are checked like HTTP requests and rate-limited (schema.edge.ws).
     graphql_transport_ws_handler_class = EdgeWSHandler
+    websocket_adapter_class = EdgeWebSocketAdapter  # refusals close with their reason
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
@@ -85,12 +86,16 @@ class GraphQLApp(GraphQL[Context, None]):
             max_json_depth=settings.max_json_depth,
             max_list_length=settings.max_input_list_length,
             max_string_length=settings.max_string_length), cache, settings.graphql_max_cost,
-            settings.request_deadline_seconds, settings.graphql_anonymous_max_tokens)
+            settings.request_deadline_seconds, settings.graphql_anonymous_max_tokens,
+            settings.graphql_anonymous_max_length)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Strawberry's GraphiQL page with its assets from /app/graphiql/ (web/vendor.mjs)
         instead of a CDN: same files, so the page's integrity hashes still hold."""
         return HTMLResponse(webapp.local_graphiql(self.graphql_ide_html))
+
+    async def reject_websocket(self, request: WebSocket) -> WebSocket:
+        return await refuse_origin(request)  # 403 with the reason, not an empty one
 
     def encode_json(self, data: object) -> bytes:
         """orjson (several times faster than json for a 200-card board); json for what orjson
@@ -131,9 +136,10 @@ class GraphQLApp(GraphQL[Context, None]):
                 address=context.address,
             )
         except Unauthenticated as e:
-            raise ConnectionRejectionError({"message": e.message}) from e
+            raise rejected(context, e.message) from e
         if principal is None:
-            raise ConnectionRejectionError({"message": "authentication required"})
+            raise rejected(context, "authentication required: send 'Authorization: Bearer "
+                                    "<token or API key>' in the connection_init payload")
         context.principal = principal
         self.services.connections.register(context)  # closed when the principal is revoked
         observed.tenant_id.set(str(principal.tenant_id))
@@ -164,7 +170,17 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; the ingress does not expose this path publicly."""
+    """Prometheus text format, behind METRICS_TOKEN when it is set; unset, the ingress must
+    not expose this path (docs/operations.md)."""
+    token = request.app.state.services.settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()):
+            return Response(media.error_body(
+                "send 'Authorization: Bearer <METRICS_TOKEN>' to read the metrics",
+                "UNAUTHENTICATED"), status_code=401, media_type=media.JSON,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(default=4000, ge=10)
     # Documents of callers without credentials (login, refresh, password reset, ...).
     graphql_anonymous_max_tokens: int = Field(default=200, ge=10)
+    # ... and characters: comments and string literals are not tokens, and lexing a 1 MiB
+    # comment takes ~250 ms of CPU (a login document is well under 1,000 characters).
+    graphql_anonymous_max_length: int = Field(default=10_000, ge=100)
     # Objects one operation may ask for (schema/cost.py): lists multiply by `first`.
     graphql_max_cost: int = Field(default=20_000, ge=1)
     # The edge (schema/edge): limits checked before a document is parsed or executed.
@@ -182,6 +185,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     worker_metrics_port: int = 0  # >0: the worker serves /metrics on this port
+    # Set: the API's /metrics answers only `Authorization: Bearer <token>` (else 401). Unset:
+    # it is open, and the ingress must not route /metrics (docs/operations.md).
+    metrics_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     otel_exporter_otlp_endpoint: str | None = None
@@ -250,6 +256,8 @@ class Settings(BaseSettings):
             problems.append("APP_DATABASE_URL (or DATABASE_URL)")
         if not self.redis_url:
             problems.append("REDIS_URL")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            problems.append("METRICS_TOKEN (at least 32 random characters, or unset)")
         if problems:
             raise InsecureSettings(
                 f"refusing to start in {self.environment!r}: set " + ", ".join(problems)

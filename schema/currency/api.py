@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal
 
@@ -95,10 +96,14 @@ class CurrencyMutation:
 
 
 async def request_rates(info: Info) -> rate_book.Rates:
-    """The tenant's rates, read once per request."""
+    """The tenant's rates, read once per request, however many fields ask at once (without
+    the lock, 6,000 deals' amountInBaseCurrency each opened a unit of work and queued for
+    the pool, and cancelling them when the client left took 0.6 s of CPU)."""
     loaders = info.context.loaders
     if "rates" not in loaders:
-        async with info.context.uow() as uow:
-            loaders["rates"] = await rate_book.load(uow)
+        async with loaders.setdefault("rates-lock", asyncio.Lock()):
+            if "rates" not in loaders:
+                async with info.context.uow() as uow:
+                    loaders["rates"] = await rate_book.load(uow)
     found: rate_book.Rates = loaders["rates"]
     return found

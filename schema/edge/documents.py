@@ -6,14 +6,28 @@ field or fragment repeated many times in one selection set); then full validatio
 documents that validated, sent by an authenticated caller, enter the cache, which is an LRU
 bounded by an estimate of the parsed documents' bytes; so distinct junk documents cannot
 grow the process.
+
+Parsing and validating a document that is not cached takes milliseconds to hundreds of
+milliseconds of pure Python (a 1 MiB comment is lexed character by character: ~250 ms), so
+the edge does it off the event loop (`prepare_off_loop`): on one thread for anonymous
+callers and one for authenticated ones, each resting after a document as long as it took.
+A flood of such documents then queues behind itself (an anonymous one not in front of
+signed-in callers' new documents) and leaves the GIL to the event loop at least half of the
+time, instead of holding the loop for the whole of each document (a validation flood had a
+bystander's p99 at 2.8 s; tests/edge/test_stalls.py). `prepare` stays synchronous for the
+schema extension's fallback (documents prepared in-process, already cached as a rule).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from graphql import (
     ASTValidationRule,
@@ -31,6 +45,7 @@ from graphql import (
     validate,
 )
 
+T = TypeVar("T")
 # A parsed document costs much more memory than its text (node objects per token); measured
 # with tracemalloc on this schema's documents: ~25-40 bytes per source character.
 BYTES_PER_CHARACTER = 48
@@ -40,6 +55,9 @@ MAX_SPREADS = 16  # fragment spreads in one selection set
 # Fields of the document once its fragments are expanded: spreads of spreads multiply
 # (8 spreads of a fragment with 8 spreads of ... is 8^depth fields for validation and cost).
 MAX_EXPANDED_FIELDS = 5000
+# A validation thread rests this many times as long as each document took (at most half a
+# core each, however many documents wait).
+REST = 1.0
 
 
 class DocumentErrors(Exception):
@@ -77,6 +95,31 @@ class Document:
             f"the document has no operation named '{name[:100]}'")])
 
 
+class RestingThread:
+    """One worker thread that, after each job, rests as long as the job took before the
+    next one: a flood of documents takes at most half a core and leaves the GIL free half
+    of the time (the event loop waits for it at every wake-up otherwise)."""
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._rest_until = 0.0  # touched only by the worker thread
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._rested, fn, *args)
+
+    def _rested(self, fn: Callable[..., T], *args: Any) -> T:
+        wait = self._rest_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        start = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            end = time.monotonic()
+            self._rest_until = end + (end - start) * REST
+
+
 def digest(query: str) -> str:
     return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -95,6 +138,8 @@ class Documents:
         self.hide_suggestions = hide_suggestions
         self.size_bytes = 0
         self._cache: OrderedDict[str, Document] = OrderedDict()
+        self._anonymous = RestingThread("validate-anonymous")
+        self._authenticated = RestingThread("validate")
 
     def cached(self, sha256: str) -> Document | None:
         document = self._cache.get(sha256)
@@ -103,16 +148,36 @@ class Documents:
         return document
 
     def prepare(self, query: str, *, cache: bool, sha256: str | None = None,
-                max_tokens: int | None = None) -> Document:
+                max_tokens: int | None = None, max_length: int | None = None) -> Document:
         """The validated document for `query`, or DocumentErrors; cached when `cache`.
-        `max_tokens` lowers the token limit (anonymous callers: schema.edge.http)."""
+        `max_tokens` and `max_length` lower the limits (anonymous callers: schema.edge.http)."""
         key = sha256 or digest(query)
         document = self.cached(key)
-        if document is not None:
-            return document
-        if len(query) > self.max_length:
-            raise DocumentErrors("parse", [GraphQLError(
-                f"the document is longer than {self.max_length} characters")])
+        if document is None:
+            document = self._build(query, key, max_tokens, max_length)
+            if cache:
+                self._remember(document)
+        return document
+
+    async def prepare_off_loop(self, query: str, *, cache: bool, anonymous: bool = False,
+                               sha256: str | None = None, max_tokens: int | None = None,
+                               max_length: int | None = None) -> Document:
+        """`prepare`, with the parsing and validation of a document not in the cache on
+        one of the validation threads (the cache itself is only touched on the loop)."""
+        self._check_length(query, max_length)  # before hashing a junk megabyte
+        key = sha256 or digest(query)
+        document = self.cached(key)
+        if document is None:
+            thread = self._anonymous if anonymous else self._authenticated
+            document = await thread.run(self._build, query, key, max_tokens, max_length)
+            if cache:
+                self._remember(document)
+        return document
+
+    def _build(self, query: str, key: str, max_tokens: int | None,
+               max_length: int | None) -> Document:
+        """Parse within the limits, refuse quadratic shapes, validate (no shared state)."""
+        self._check_length(query, max_length)
         try:
             node = parse(query, max_tokens=min(max_tokens or self.max_tokens, self.max_tokens))
         except GraphQLError as e:
@@ -127,11 +192,14 @@ class Documents:
                           hide_suggestions=self.hide_suggestions)
         if errors:
             raise DocumentErrors("validation", list(errors), node)
-        document = Document(sha256=key, node=node,
-                            size=len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD)
-        if cache:
-            self._remember(document)
-        return document
+        return Document(sha256=key, node=node,
+                        size=len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD)
+
+    def _check_length(self, query: str, max_length: int | None) -> None:
+        length = min(max_length or self.max_length, self.max_length)
+        if len(query) > length:
+            raise DocumentErrors("parse", [GraphQLError(
+                f"the document is longer than {length} characters")])
 
     def _remember(self, document: Document) -> None:
         if document.size > self.max_bytes:

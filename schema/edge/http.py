@@ -54,8 +54,9 @@ class HTTPEdge:
 
     def __init__(self, view: GraphQLApp, documents: Documents, limits: Limits,
                  cache: ResponseCache | None, max_cost: int, deadline: float = 30.0,
-                 anonymous_max_tokens: int = 200) -> None:
+                 anonymous_max_tokens: int = 200, anonymous_max_length: int = 10_000) -> None:
         self.view = view
+        self.anonymous_max_length = anonymous_max_length
         self.max_cost = max_cost
         self.deadline = deadline
         self.anonymous_max_tokens = anonymous_max_tokens
@@ -94,16 +95,23 @@ class HTTPEdge:
         database statements included) or the request deadline passes (504)."""
         ctx = contextvars.copy_context()
         task = asyncio.get_running_loop().create_task(work, context=ctx)
-        gone = asyncio.ensure_future(_disconnected(request))
+        # The work is cancelled as soon as the disconnect is read, not when this coroutine
+        # wakes: on a loop busy with a request's thousands of resolver steps each hop is a
+        # loop iteration (tens of ms), and the work goes on meanwhile.
+        gone = asyncio.ensure_future(_disconnected(request, task))
         try:
             done, _ = await asyncio.wait({task, gone}, timeout=self.deadline,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-        if task in done:
+        if task.done() and not task.cancelled():  # it finished before any cancel landed
             _adopt(ctx)
             return task.result()
-        task.cancel()
+        if gone not in done:
+            # The deadline. Never a second cancel after the disconnect's: it would interrupt
+            # asyncpg's own clean-up of the first (the server-side cancel of a waiting
+            # statement was lost: it ran on until statement_timeout).
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)  # its cleanup, connections back
         _adopt(ctx)
         if gone in done:
@@ -139,9 +147,10 @@ class HTTPEdge:
             # Anonymous callers can only log in and the like: small documents, so their
             # parsing cannot take the event loop for long (the cache is not theirs either).
             anonymous = context.principal is None
-            document = self.documents.prepare(
-                envelope.query, cache=not anonymous,
-                max_tokens=self.anonymous_max_tokens if anonymous else None)
+            document = await self.documents.prepare_off_loop(
+                envelope.query, cache=not anonymous, anonymous=anonymous,
+                max_tokens=self.anonymous_max_tokens if anonymous else None,
+                max_length=self.anonymous_max_length if anonymous else None)
             operation = document.operation(envelope.operation_name)
         except DocumentErrors as e:
             return self.request_errors(chosen, e.errors, KIND_CODES[e.kind])
@@ -316,10 +325,12 @@ class HTTPEdge:
         return media.respond(chosen, 200, body, headers)
 
 
-async def _disconnected(request: Request) -> None:
-    """Returns when the client has gone (the body was read: the next message is that)."""
+async def _disconnected(request: Request, work: asyncio.Task[Response]) -> None:
+    """Cancels `work` and returns when the client has gone (the body was read: the next
+    message is that)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+    work.cancel()
 
 
 def _adopt(ctx: contextvars.Context) -> None:

@@ -1,6 +1,11 @@
 """The websocket side of the edge: each socket's message rate, and subscribe messages checked
 like HTTP requests (document, operation, variables) with an `error` message that says why.
 
+Refusals say why too: a handshake from an origin not in ALLOWED_ORIGINS gets HTTP 403 with
+a JSON error body (Strawberry's bare close gives an empty 403), and a `connection_init`
+whose credentials fail closes with 4403 and the authenticator's message ("the access token
+has expired; ...") instead of Strawberry's "Forbidden".
+
 Frame size is bounded by the server (`WS_MAX_MESSAGE_BYTES`, uvicorn's `ws_max_size`).
 """
 
@@ -9,15 +14,58 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
+from schema.context import Context
 from schema.cost import Cost, estimate, fragments_of
-from schema.edge import variables
+from schema.edge import media, variables
 from schema.edge.documents import DocumentErrors
 from schema.edge.http import KIND_CODES, cost_error
 from schema.live.transport import LiveTransportWSHandler
 
 TOO_MANY = 4429
+REFUSED = 4403
+MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
+ORIGIN_REFUSED = ("origin not allowed: pages of another origin connect only when it is "
+                  "listed in ALLOWED_ORIGINS")
+
+
+async def refuse_origin(websocket: WebSocket) -> WebSocket:
+    """Answer a handshake from an origin not allowed: 403 with the reason as a JSON error
+    (the denial-response extension; a bare close, also a 403, where the server lacks it)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(Response(
+            media.error_body(ORIGIN_REFUSED, "FORBIDDEN"), status_code=403,
+            media_type=media.JSON))
+    else:
+        await websocket.close(code=1008, reason=ORIGIN_REFUSED)
+    return websocket
+
+
+def rejected(context: Context, reason: str) -> ConnectionRejectionError:
+    """What on_ws_connect raises to refuse a connection_init: closed with 4403 and `reason`."""
+    if isinstance(context.request, WebSocket):
+        context.request.state.rejection = reason
+    return ConnectionRejectionError({"message": reason})
+
+
+def close_reason(reason: str) -> str:
+    """`reason` cut to what a close frame carries, on a character boundary."""
+    return reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+
+
+class EdgeWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's adapter; its 4403 "Forbidden" for a refused connection_init carries the
+    reason `rejected` recorded instead."""
+
+    async def close(self, code: int, reason: str) -> None:
+        if code == REFUSED and reason == "Forbidden":
+            reason = getattr(self.ws.state, "rejection", None) or reason
+        await super().close(code, close_reason(reason))
 
 
 class Bucket:
@@ -72,7 +120,7 @@ class EdgeWSHandler(LiveTransportWSHandler):
             return
         documents = self.view.schema.documents  # type: ignore[attr-defined]
         try:
-            document = documents.prepare(payload["query"], cache=True)
+            document = await documents.prepare_off_loop(payload["query"], cache=True)
             operation = document.operation(name)
         except DocumentErrors as e:
             await self._refuse(message, [err.formatted | {"extensions": {

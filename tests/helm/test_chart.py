@@ -39,6 +39,7 @@ SECRET_ENV = {
     "JWT_SECRET",
     "UNSUBSCRIBE_SECRET",
     "SMTP_PASSWORD",
+    "METRICS_TOKEN",
 }
 POD_KINDS = {"Deployment", "Job"}
 
@@ -49,6 +50,7 @@ SENTINELS = {
     "jwtSecret": "jwt-SENTINEL-0123456789abcdef0123456789abcdef",
     "unsubscribeSecret": "unsub-SENTINEL-0123456789abcdef0123456789abcdef",
     "smtpPassword": "smtp-pw-SENTINEL-4d2c",
+    "metricsToken": "metrics-SENTINEL-0123456789abcdef0123456789abcdef",
 }
 SENTINEL_KEYS = {
     "databaseUrl": "DATABASE_URL",
@@ -57,6 +59,7 @@ SENTINEL_KEYS = {
     "jwtSecret": "JWT_SECRET",
     "unsubscribeSecret": "UNSUBSCRIBE_SECRET",
     "smtpPassword": "SMTP_PASSWORD",
+    "metricsToken": "METRICS_TOKEN",
 }
 
 

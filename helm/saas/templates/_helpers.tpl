@@ -106,7 +106,7 @@ it still holds the previous release's values.
 
 {{/* Names of the secret settings: never rendered as plain env values or ConfigMap data. */}}
 {{- define "saas.secretEnvNames" -}}
-DATABASE_URL APP_DATABASE_URL REDIS_URL JWT_SECRET UNSUBSCRIBE_SECRET SMTP_PASSWORD
+DATABASE_URL APP_DATABASE_URL REDIS_URL JWT_SECRET UNSUBSCRIBE_SECRET SMTP_PASSWORD METRICS_TOKEN
 {{- end -}}
 
 {{/*
@@ -173,6 +173,12 @@ release's Secret (kept across upgrades), else 64 random characters.
     secretKeyRef:
       name: {{ $secret }}
       key: SMTP_PASSWORD
+      optional: true
+- name: METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: METRICS_TOKEN
       optional: true
 {{- end -}}
 
