@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from strawberry.relay import GlobalID
 
 from saas.db import Database
 from saas.settings import Settings
@@ -146,3 +147,47 @@ async def test_a_rolled_back_change_leaves_no_job(
         pass
     assert await owner_conn.fetchval(
         "SELECT count(*) FROM job_outbox WHERE tenant_id = $1", t.id) == 0
+
+
+async def test_a_job_redis_lost_is_enqueued_again_but_not_while_the_outbox_holds_jobs(
+    db: Database, tenants: TenantFactory, settings: Settings, owner_conn: asyncpg.Connection,
+) -> None:
+    """`requeue_stale`: a forecast still queued after two minutes with nothing in the outbox
+    (its job was relayed, then Redis lost it) is enqueued again under its job id."""
+    from arq.jobs import Job
+
+    from saas import jobs, outbox
+    from saas.forecasting import service
+    from workers.outbox import requeue_stale
+
+    t = await tenants.create()
+    pipeline = await default_pipeline(t.admin_caller)
+    async with db.unit_of_work(t.id) as uow:
+        record = await service.request(
+            uow=uow, principal=t.admin, relay=None, enqueue=False,
+            pipeline_id=uuid.UUID(GlobalID.from_id(pipeline["id"]).node_id), horizon_months=1,
+            team_id=None, owner_id=None)
+    await owner_conn.execute(
+        "UPDATE forecasts SET created_at = now() - interval '3 minutes' WHERE id = $1",
+        record.id)
+    # A queue of its own: the sweep also enqueues other tests' tenants' stale records.
+    private = settings.model_copy(update={"arq_queue_name": f"arq:stale:{uuid.uuid4().hex}"})
+    pool = await jobs.connect(private)
+    job = Job(service.job_id(record.id), pool, _queue_name=private.arq_queue_name,
+              _deserializer=jobs.deserialize)
+    try:
+        async with db.unit_of_work(t.id) as uow:  # a job still waiting in the outbox
+            await outbox.add(uow, None, function="run_export", job_id="export:waiting")
+        await requeue_stale({"db": db, "redis": pool})
+        assert await job.info() is None  # the outbox held this tenant's jobs: not yet
+        await owner_conn.execute("DELETE FROM job_outbox WHERE tenant_id = $1", t.id)
+        assert await requeue_stale({"db": db, "redis": pool}) >= 1
+        info = await job.info()
+        assert info is not None and info.function == service.JOB
+        assert (info.kwargs["tenant_id"], info.kwargs["forecast_id"]) == (str(t.id),
+                                                                          str(record.id))
+    finally:
+        for queued in await pool.zrange(private.arq_queue_name, 0, -1):
+            await pool.delete(f"arq:job:{queued.decode()}")
+        await pool.delete(private.arq_queue_name)
+        await pool.aclose()

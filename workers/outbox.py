@@ -87,7 +87,16 @@ async def stop(running: Running) -> None:
         await asyncio.wait_for(running.task, 10)
 
 
-_STALE = "status = 'queued' AND created_at < now() - interval '2 minutes'"
+# Table, job function, job id, the job's keyword for the record's id.
+_JOBS = (("forecasts", forecasts.JOB, forecasts.job_id, "forecast_id"),
+         ("imports", imports.JOB, imports.job_id, "import_id"),
+         ("exports", exports.JOB, exports.job_id, "export_id"))
+# One statement per tenant: nothing when the tenant still has jobs in the outbox (the
+# sweeper has not relayed them yet), else its records queued for over two minutes.
+_STALE = text(" UNION ALL ".join(
+    f"SELECT '{table}' AS kind, id FROM {table} WHERE status = 'queued' "
+    "AND created_at < now() - interval '2 minutes' "
+    "AND NOT EXISTS (SELECT 1 FROM job_outbox)" for table, *_ in _JOBS))
 
 
 async def requeue_stale(ctx: dict[str, Any]) -> int:
@@ -95,24 +104,14 @@ async def requeue_stale(ctx: dict[str, Any]) -> int:
     async with db.unit_of_work(None) as uow:
         tenant_ids: list[uuid.UUID] = list((await uow.session.execute(
             text("SELECT id FROM tenant_directory()"))).scalars())
+    jobs = {table: (function, job_id, key) for table, function, job_id, key in _JOBS}
     count = 0
     for tenant_id in tenant_ids:
         async with db.unit_of_work(tenant_id) as uow:
-            if (await uow.session.execute(text("SELECT EXISTS (SELECT 1 FROM job_outbox)"))
-                    ).scalar_one():
-                continue  # the sweeper has not relayed this tenant's jobs yet
-            stale = {table: list((await uow.session.execute(text(
-                f"SELECT id FROM {table} WHERE {_STALE}"))).scalars())
-                for table in ("forecasts", "imports", "exports")}
-        t = str(tenant_id)
-        for i in stale["forecasts"]:
-            await ctx["redis"].enqueue_job(forecasts.JOB, tenant_id=t, forecast_id=str(i),
-                                           _job_id=forecasts.job_id(i))
-        for i in stale["imports"]:
-            await ctx["redis"].enqueue_job(imports.JOB, tenant_id=t, import_id=str(i),
-                                           _job_id=imports.job_id(i))
-        for i in stale["exports"]:
-            await ctx["redis"].enqueue_job(exports.JOB, tenant_id=t, export_id=str(i),
-                                           _job_id=exports.job_id(i))
-        count += sum(len(v) for v in stale.values())
+            stale = list(await uow.session.execute(_STALE))
+        for row in stale:
+            function, job_id, key = jobs[row.kind]
+            await ctx["redis"].enqueue_job(function, tenant_id=str(tenant_id),
+                                           _job_id=job_id(row.id), **{key: str(row.id)})
+        count += len(stale)
     return count
