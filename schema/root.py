@@ -6,7 +6,16 @@ from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, specified_rules
+from graphql import (
+    ASTValidationRule,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    ValidationContext,
+    Visitor,
+    specified_rules,
+    visit,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.extensions.base_extension import SchemaExtension
@@ -104,12 +113,46 @@ class Schema(strawberry.Schema):
         log_errors(errors)
 
 
+class _Spreads(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_fragment_spread(self, node: FragmentSpreadNode, *_: object) -> None:
+        self.names.add(node.name.value)
+
+
+def _depth_rules(max_depth: int) -> list[type[ASTValidationRule]]:
+    """Strawberry's depth limit, except on a document that spreads a fragment it does not
+    define: its rule looks every spread up (`fragments[name]`, a KeyError: HTTP 500, even
+    for an anonymous caller), and graphql-core's KnownFragmentNames already reports the
+    document as invalid."""
+
+    def guarded(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+        class Guarded(rule):  # type: ignore[valid-type,misc]
+            def __init__(self, context: ValidationContext) -> None:
+                document = context.document
+                defined = {d.name.value for d in document.definitions
+                           if isinstance(d, FragmentDefinitionNode)}
+                spreads = _Spreads()
+                visit(document, spreads)
+                if spreads.names <= defined:
+                    super().__init__(context)
+                else:
+                    ASTValidationRule.__init__(self, context)
+
+        Guarded.__name__ = f"Guarded{rule.__name__}"
+        return Guarded
+
+    return [guarded(r) for r in QueryDepthLimiter(max_depth=max_depth).validation_rules]
+
+
 def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """graphql-core's rules, Strawberry's, the depth and alias limits, and no introspection
     where it is off."""
     rules: list[type[ASTValidationRule]] = [
         *specified_rules, MaybeNullValidationRule, OneOfInputValidationRule,
-        *QueryDepthLimiter(max_depth=settings.graphql_max_depth).validation_rules,
+        *_depth_rules(settings.graphql_max_depth),
         *MaxAliasesLimiter(max_alias_count=settings.graphql_max_aliases).validation_rules,
     ]
     if not settings.introspection_enabled:

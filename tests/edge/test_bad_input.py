@@ -110,6 +110,11 @@ def _cases(p: str, deal: str, stage: str) -> list[Case]:
              "GRAPHQL_PARSE_FAILED"),
         Case("too deep", {"query": "{ " + "node(id: \"x\") { ... on Deal { stage { " * 8 + "id"
                                    + " } } }" * 8 + " }"}, 200, "GRAPHQL_VALIDATION_FAILED"),
+        Case("spread of an undefined fragment", {"query": "{ me { ...Missing } }"}, 200,
+             "GRAPHQL_VALIDATION_FAILED"),
+        Case("spread of an undefined fragment, graphql-response",
+             {"query": "query { me { tenantId ...Missing } }"}, 400,
+             "GRAPHQL_VALIDATION_FAILED", accept=G),
         Case("too many aliases", {"query": "{ " + " ".join(f"a{i}: me {{ tenantId }}"
                                                          for i in range(31)) + " }"},
              200, "GRAPHQL_VALIDATION_FAILED"),
