@@ -15,12 +15,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnClause, Select, func, literal_column, select, text
+from sqlalchemy import Select
 
 from saas.deals import search
 from saas.deals.models import Deal
 from saas.errors import DomainError
-from schema.compiled.objects import ObjectCompiler, Row, iso_date, iso_datetime
+from schema.compiled.connections import Page, base64url, compile_connection
+from schema.compiled.objects import ObjectCompiler, iso_date, iso_datetime
 from schema.compiled.selection import Field
 from schema.deals.inputs import DealFilterInput
 
@@ -39,8 +40,7 @@ def _python_str(expr: str, python_type: type) -> str:
 def cursor_sql(key: str, id: str, python_type: type) -> str:
     """search.encode_cursor in SQL."""
     raw = f"'[\"' || {_python_str(key, python_type)} || '\", \"' || {id}::text || '\"]'"
-    return (f"rtrim(translate(encode(convert_to({raw}, 'UTF8'), 'base64'), "
-            f"E'+/\\n', '-_'), '=')")
+    return base64url(raw)
 
 
 def _filter(value: dict[str, Any] | None) -> search.DealFilter:
@@ -60,47 +60,9 @@ def compile_deals(c: ObjectCompiler, f: Field) -> Select[Any] | None:
                               after=args["after"])
     except DomainError:
         return None
-    first = int(args["first"])
-    alias = c.alias("d")
-    rows = (select(*Deal.__table__.c, q.key.label("_key"),
-                   func.row_number().over(order_by=q.ordering).label("_rn"))
-            .where(*q.where).order_by(*q.ordering).limit(q.limit).subquery(alias))
     python_type = search.ORDERS[order][0].type.python_type
-    cursor = cursor_sql(f"{alias}._key", f"{alias}.id", python_type)
-    shown = f"FILTER (WHERE {alias}._rn <= {first})"
-    deal = Row(alias)
-
-    def edges(sub: Field) -> str:
-        edge = c.object("DealEdge", sub, deal, extra={
-            "cursor": lambda _: cursor,
-            "node": lambda node: c.object("Deal", node, deal),
-        })
-        return f"coalesce(json_agg({edge} ORDER BY {alias}._rn) {shown}, '[]'::json)"
-
-    def page_info(sub: Field) -> str:
-        return c.object("PageInfo", sub, deal, extra={
-            "hasNextPage": lambda _: f"(count({alias}.id) > {first})",
-            "endCursor": lambda _: f"(array_agg({cursor} ORDER BY {alias}._rn DESC) {shown})[1]",
-        })
-
-    total: list[str] = []
-
-    def total_count(sub: Field) -> str:
-        total.append(f"t{alias}")
-        return f"max(t{alias}.n)"
-
-    connection = c.object("DealConnection", f, deal, extra={
-        "edges": edges, "pageInfo": page_info, "totalCount": total_count})
-    column: ColumnClause[Any] = literal_column(f"({connection})::text")
-    # GROUP BY (): one row whatever the page holds, even when nothing selected aggregates.
-    if not total:
-        return select(column).select_from(rows).group_by(text("()"))
-    # The count comes first and the page is joined to its one row, so an empty page still
-    # gives one row to aggregate (count(id), FILTER and max(n) ignore the empty side).
-    where = search.where_clauses(flt)
-    count = select(func.count().label("n")).select_from(Deal)
-    if where:
-        count = count.where(*where)
-    counted = count.subquery(total[0])
-    return select(column).select_from(counted.outerjoin(rows, literal_column("true"))) \
-        .group_by(text("()"))
+    page = Page(table=Deal.__table__, where=q.where, filters=search.where_clauses(flt),
+                key=q.key, ordering=q.ordering, limit=q.limit, first=int(args["first"]))
+    return compile_connection(c, f, "Deal", page,
+                              lambda alias: cursor_sql(f"{alias}._key", f"{alias}.id",
+                                                       python_type))
