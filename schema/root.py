@@ -6,16 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
-from graphql import (
-    ASTValidationRule,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    ValidationContext,
-    Visitor,
-    specified_rules,
-    visit,
-)
+from graphql import ASTValidationRule, GraphQLError, ValidationContext, specified_rules
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.extensions.base_extension import SchemaExtension
@@ -113,15 +104,6 @@ class Schema(strawberry.Schema):
         log_errors(errors)
 
 
-class _Spreads(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def enter_fragment_spread(self, node: FragmentSpreadNode, *_: object) -> None:
-        self.names.add(node.name.value)
-
-
 def _depth_rules(max_depth: int) -> list[type[ASTValidationRule]]:
     """Strawberry's depth limit, except on a document that spreads a fragment it does not
     define: its rule looks every spread up (`fragments[name]`, a KeyError: HTTP 500, even
@@ -131,14 +113,9 @@ def _depth_rules(max_depth: int) -> list[type[ASTValidationRule]]:
     def guarded(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
         class Guarded(rule):  # type: ignore[valid-type,misc]
             def __init__(self, context: ValidationContext) -> None:
-                document = context.document
-                defined = {d.name.value for d in document.definitions
-                           if isinstance(d, FragmentDefinitionNode)}
-                spreads = _Spreads()
-                visit(document, spreads)
-                if spreads.names <= defined:
+                try:
                     super().__init__(context)
-                else:
+                except KeyError:  # an undefined fragment: not this rule's to report
                     ASTValidationRule.__init__(self, context)
 
         Guarded.__name__ = f"Guarded{rule.__name__}"
