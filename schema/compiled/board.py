@@ -22,7 +22,9 @@ _OWNER = {"id": "r.owner_id", "email": "r.owner_email", "name": "r.owner_name",
           "is_active": "r.owner_is_active"}
 _CONTACT = {"id": "r.contact_id", "name": "r.contact_name", "email": "r.contact_email",
             "phone": "r.contact_phone", "company_id": "r.contact_company_id",
-            "unsubscribed_at": "r.contact_unsubscribed_at"}
+            "unsubscribed_at": "r.contact_unsubscribed_at",
+            # board_rows carries the deal's version only (r.version).
+            "version": "(SELECT cv.version FROM contacts cv WHERE cv.id = r.contact_id)"}
 _STAGE = {"id": "r.stage_id", "name": "r.stage_name", "position": "r.position",
           "kind": "r.kind", "probability": "r.probability", "rotting_days": "r.rotting_days",
           # board_rows shows active stages only (Stage.from_row of a board column).

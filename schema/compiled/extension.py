@@ -2,13 +2,16 @@
 
 A schema extension at the execution step: parsing, validation (with its caches and limits)
 and authentication have run as usual. When every root field of the query is one the
-compiler covers (`board`, `deals`) with a selection it can express, and the caller holds
-the scope those fields require, the operation's JSON is built in PostgreSQL in one
+compiler covers (`board`, `deals`, `contactsConnection`, `companiesConnection`, `node` of
+a type in schema.compiled.nodes.TABLES) with a selection it can express, and the caller
+holds the scopes those fields require, the operation's JSON is built in PostgreSQL in one
 statement, in the caller's tenant unit of work under RLS, and spliced into the response
 unparsed (orjson.Fragment). Otherwise -- any field that needs a resolver, input the
-resolvers would refuse, a pipeline that is not found -- the operation runs through the
-resolvers as before, so errors, nulls and permissions stay exactly theirs
-(tests/compiled/test_equality.py compares the two paths).
+resolvers would refuse, a missing scope, a pipeline that is not found -- the operation runs
+through the resolvers as before, so errors, nulls and permissions stay exactly theirs
+(tests/compiled/test_equality.py compares the two paths). `node` of an id that is not
+there is the one null the compiled path answers itself, as the resolver does, without an
+error.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +34,12 @@ from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 
 from schema.compiled.board import compile_board
+from schema.compiled.contacts import compile_companies, compile_contacts
 from schema.compiled.deals import compile_deals
+from schema.compiled.nodes import compile_node, node_type
 from schema.compiled.objects import ObjectCompiler
-from schema.compiled.selection import Selector, Unsupported
+from schema.compiled.selection import Field, Selector, Unsupported
+from schema.nodes import NODE_SCOPES
 from tenants.scopes import Scope
 
 log = logging.getLogger("saas.compiled")
@@ -41,12 +47,21 @@ log = logging.getLogger("saas.compiled")
 COMPILED = Counter("saas_compiled_reads_total",
                    "Query operations by how they were executed", ["result"])
 
-ROOTS = {"board", "deals"}
 _PARAM = re.compile(r":(p\d+)\b")
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 TENANT = object()  # stands for the caller's tenant in a cached plan's arguments
 MAX_PLANS = 1024
+
+Compile = Callable[[ObjectCompiler, Field], Executable | None]
+# Root fields the compiler covers, and the scope each requires (node's: its type's).
+ROOTS: dict[str, tuple[Compile, Scope | None]] = {
+    "board": (lambda c, f: compile_board(c, f, TENANT), Scope.DEALS_READ),
+    "deals": (compile_deals, Scope.DEALS_READ),
+    "contactsConnection": (compile_contacts, Scope.CONTACTS_READ),
+    "companiesConnection": (compile_companies, Scope.CONTACTS_READ),
+    "node": (compile_node, None),
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Plan:
     # Only boards: board_rows enters the tenant itself, first, and everything else the
     # statement reads is correlated to its rows, so it needs no transaction of its own.
     enters_tenant: bool
+    scopes: frozenset[Scope]  # the caller must hold all of them, or the resolvers answer
+    nullable: frozenset[str]  # response keys whose NULL is the answer (node not found)
 
 
 def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
@@ -80,16 +97,26 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
     compiler = ObjectCompiler(schema, selector)
     keys: list[tuple[str, str | None]] = []
     statements: list[Any] = []
+    scopes: set[Scope] = set()
+    nullable: set[str] = set()
     for f in roots:
         if f.name == "__typename":
             keys.append((f.key, "Query"))
             continue
         if f.name not in ROOTS:
             return None
-        statement: Executable | None = (compile_board(compiler, f, TENANT)
-                                        if f.name == "board" else compile_deals(compiler, f))
+        compile_root, scope = ROOTS[f.name]
+        if f.name == "node":
+            found_type = node_type(compiler, f)
+            if found_type is None:
+                return None
+            scope = NODE_SCOPES[found_type]
+            nullable.add(f.key)
+        statement = compile_root(compiler, f)
         if statement is None:
             return None
+        assert scope is not None
+        scopes.add(scope)
         if isinstance(statement, TextClause):
             names = set(_PARAM.findall(statement.text))
             statement = statement.bindparams(
@@ -108,7 +135,8 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
         processor = processors.get(name)
         args.append(value if value is TENANT or processor is None else processor(value))
     return Plan(keys=tuple(keys), sql=compiled.string, args=tuple(args),
-                enters_tenant=all(f.name != "deals" for f in roots))
+                enters_tenant=all(f.name in ("board", "__typename") for f in roots),
+                scopes=frozenset(scopes), nullable=frozenset(nullable))
 
 
 def _one_statement(statements: list[Any]) -> Any:
@@ -157,10 +185,9 @@ class CompiledReads(SchemaExtension):
         # splices orjson.Fragment (a websocket's or a direct schema.execute caller's is not).
         if (ec.graphql_document is not None and principal is not None
                 and isinstance(getattr(context, "request", None), Request)
-                and context.auth_error is None and context.revoked is None
-                and principal.has(Scope.DEALS_READ)):
+                and context.auth_error is None and context.revoked is None):
             try:
-                result = await self._execute(ec, context, principal.tenant_id)
+                result = await self._execute(ec, context, principal)
             except Exception:
                 # Never an answer from here: an exception escaping this hook would reach the
                 # client unmapped. The resolvers answer instead (and report a broken
@@ -173,12 +200,15 @@ class CompiledReads(SchemaExtension):
                 COMPILED.labels("compiled").inc()
         yield
 
-    async def _execute(self, ec: Any, context: Any, tenant_id: Any) -> ExecutionResult | None:
+    async def _execute(self, ec: Any, context: Any, principal: Any) -> ExecutionResult | None:
         found = cached_plan(ec.schema._schema, ec)
         if not isinstance(found, Plan):
             COMPILED.labels("unsupported" if found is _UNSUPPORTED else "resolvers").inc()
             return None
-        row = await _fetch(context, found, tenant_id)
+        if not all(principal.has(s) for s in found.scopes):  # FORBIDDEN is the resolvers'
+            COMPILED.labels("resolvers").inc()
+            return None
+        row = await _fetch(context, found, principal.tenant_id)
         data: dict[str, Any] = {}
         values = iter(row or (None,) * len(found.keys))
         for key, literal in found.keys:
@@ -186,6 +216,9 @@ class CompiledReads(SchemaExtension):
                 data[key] = literal
                 continue
             value = next(values)
+            if value is None and key in found.nullable:
+                data[key] = None
+                continue
             if value is None:  # not found: the resolver says so, with its error
                 COMPILED.labels("resolvers").inc()
                 return None

@@ -119,11 +119,13 @@ SCALARS: dict[str, dict[str, Scalar]] = {
         "email": _column("email"),
         "phone": _column("phone"),
         "unsubscribed": lambda r: f"({r['unsubscribed_at']} IS NOT NULL)",
+        "version": _column("version"),
     },
     "Company": {
         "id": lambda r: gid("Company", r["id"]),
         "name": _column("name"),
         "domain": _column("domain"),
+        "version": _column("version"),
     },
     "Stage": {
         "id": lambda r: gid("Stage", r["id"]),

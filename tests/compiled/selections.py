@@ -1,5 +1,5 @@
-"""Hypothesis strategies: random valid (and some invalid) selections over the board and the
-deal connection, generated from the schema itself."""
+"""Hypothesis strategies: random valid (and some invalid) selections over the board, the
+deal, contact and company connections and `node`, generated from the schema itself."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from graphql import GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema, get_named_type
 from hypothesis import strategies as st
 
+from schema.compiled.nodes import TABLES
 from schema.compiled.objects import NESTED, SCALARS
 
 # Fields the compiler covers (schema/compiled/); every other field of these types is left
@@ -17,8 +18,9 @@ COMPILED: dict[str, set[str]] = {
        for t in ("Deal", "User", "Contact", "Company", "Stage", "Pipeline")},
     "Board": {"pipelineId", "pipelineName", "columns"},
     "BoardColumn": {"stage", "dealCount", "deals"},
-    "DealConnection": {"edges", "pageInfo", "totalCount"},
-    "DealEdge": {"cursor", "node"},
+    **{f"{t}Connection": {"edges", "pageInfo", "totalCount"}
+       for t in ("Deal", "Contact", "Company")},
+    **{f"{t}Edge": {"cursor", "node"} for t in ("Deal", "Contact", "Company")},
     "PageInfo": {"hasNextPage", "endCursor"},
 }
 
@@ -87,6 +89,22 @@ class Selections:
     def of(self, type_name: str, depth: int = 4) -> st.SearchStrategy[str]:
         return st.composite(lambda draw: self.selection(draw, type_name, depth))()
 
+    def node(self, depth: int = 3) -> st.SearchStrategy[str]:
+        """A selection on the Node interface: id, __typename, fragments on the types the
+        compiler covers and on some it does not (Activity, Team: resolvers)."""
+
+        def draw_node(draw: Any) -> str:
+            parts = draw(st.lists(st.sampled_from(["id", "__typename", "ids: id"]),
+                                  max_size=2))
+            types = draw(st.lists(st.sampled_from(
+                [*sorted(TABLES), *sorted(TABLES), "Activity", "Team"]), max_size=3))
+            for type_name in types:
+                parts.append(f"... on {type_name} {{ "
+                             f"{self.selection(draw, type_name, depth)} }}")
+            return " ".join(parts) or "id"
+
+        return st.composite(draw_node)()
+
 
 FRAGMENTS = {
     "Board": "fragment BoardBits on Board { pipelineName __typename }",
@@ -99,6 +117,12 @@ FRAGMENTS = {
     "Pipeline": "fragment PipelineBits on Pipeline { name }",
     "DealConnection": "fragment DealConnectionBits on DealConnection { totalCount }",
     "DealEdge": "fragment DealEdgeBits on DealEdge { cursor }",
+    "ContactConnection": "fragment ContactConnectionBits on ContactConnection { totalCount }",
+    "ContactEdge": "fragment ContactEdgeBits on ContactEdge { node { name } }",
+    "CompanyConnection": "fragment CompanyConnectionBits on CompanyConnection "
+                         "{ pageInfo { endCursor } }",
+    "CompanyEdge": "fragment CompanyEdgeBits on CompanyEdge { cursor }",
+    "Team": "fragment TeamBits on Team { name }",
     "PageInfo": "fragment PageInfoBits on PageInfo { hasNextPage }",
     "StageEvent": "fragment StageEventBits on StageEvent { seq kind }",
     "Activity": "fragment ActivityBits on Activity { subject }",

@@ -30,6 +30,8 @@ class World:
     users: list[Principal]
     team_id: str
     deals: list[str] = field(default_factory=list)
+    contacts: list[str] = field(default_factory=list)
+    companies: list[str] = field(default_factory=list)
     callers: dict[str, Caller] = field(default_factory=dict)
 
 
@@ -48,14 +50,22 @@ async def build(factory: TenantFactory, owner_conn: asyncpg.Connection, *,
     rep = await t.add_user(Role.REP, team_id=team, name="Rep \"quoted\"")
     other = await t.add_user(Role.REP, name="Teamless")
     companies = []
-    for name, domain in [("Acme", "acme.test"), ("Zed", None)]:
+    # Ties in lower(name) ("Acme"/"acme"), and names whose lowercase differs between
+    # Python and PostgreSQL ("İ"), for the contact and company connections.
+    for name, domain in [("Acme", "acme.test"), ("Zed", None), ("acme", "ACME.example"),
+                         ("İstanbul ẞtraße", None), ("Istria \"Ltd\"", "istria.test")]:
         data = await admin.ok('mutation($n: String!, $d: String) { createCompany(input: '
                               '{name: $n, domain: $d}) { company { id } } }', n=name, d=domain)
         companies.append(data["createCompany"]["company"]["id"])
     contacts = []
     for name, email, phone, company in [("Ann", "ann@x.test", None, companies[0]),
                                         ("Bo", None, "+1 555", None),
-                                        ("Čeněk", "c@x.test", "+44 20", companies[1])]:
+                                        ("Čeněk", "c@x.test", "+44 20", companies[1]),
+                                        ("ANN", "ANN@x.test", None, companies[2]),
+                                        ("İlkay ǅemal", None, None, companies[3]),
+                                        ("Istria", "i@x.test", "_1%", None),
+                                        ("Ivan \\ tab\tend", None, None, companies[0]),
+                                        ("\"quoted\" 100%_", "q@x.test", None, None)]:
         data = await admin.ok(
             'mutation($n: String!, $e: String, $p: String, $c: ID) { createContact(input: '
             '{name: $n, email: $e, phone: $p, companyId: $c}) { contact { id } } }',
@@ -64,7 +74,8 @@ async def build(factory: TenantFactory, owner_conn: asyncpg.Connection, *,
     owners = [None, t.admin.user_id, manager.user_id, rep.user_id, other.user_id]
     names = list(stages)
     world = World(tenant=t, pipelines=[pipeline["id"]], stages=stages,
-                  users=[t.admin, manager, rep, other], team_id=gid("Team", str(team)))
+                  users=[t.admin, manager, rep, other], team_id=gid("Team", str(team)),
+                  contacts=contacts, companies=companies)
     for i in range(deals):
         fields: dict[str, Any] = {
             "amount": ["0", "1500.00", "99.99", "1500"][i % 4],
@@ -107,6 +118,12 @@ async def build(factory: TenantFactory, owner_conn: asyncpg.Connection, *,
     await admin.ok('mutation($id: ID!) { archiveStage(input: {stageId: $id}) '
                    '{ errors { code } } }', id=second_pipeline["stages"][1]["id"])
     await owner_conn.execute("UPDATE users SET is_active = false WHERE id = $1", other.user_id)
+    # An unsubscribed contact and rows edited since they were made (version > 1).
+    await owner_conn.execute(
+        "UPDATE contacts SET unsubscribed_at = now(), version = 3 WHERE id = $1",
+        decode_id(contacts[1], "Contact", field="id"))
+    await owner_conn.execute("UPDATE companies SET version = 2 WHERE id = $1",
+                             decode_id(companies[0], "Company", field="id"))
     world.callers = {
         "admin": admin,
         "rep": t.as_user(rep),
