@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, select, text
 
 from saas.db import UnitOfWork
 from saas.deals.models import Deal, StageEvent
@@ -77,6 +77,20 @@ async def append(
     return event
 
 
+def after_query(*, after_seq: int, limit: int, pipeline_id: uuid.UUID | None = None,
+                kinds: Sequence[str] | None = None) -> Select[StageEvent]:
+    """Events with seq > after_seq, oldest first, at most min(limit, MAX_PAGE) (the one
+    definition for `after` and the compiled stageEvents)."""
+    query = select(StageEvent).where(StageEvent.seq > after_seq)
+    if pipeline_id is not None:
+        query = query.where(
+            (StageEvent.pipeline_id == pipeline_id) | (StageEvent.from_pipeline_id == pipeline_id)
+        )
+    if kinds:
+        query = query.where(StageEvent.kind.in_(list(kinds)))
+    return query.order_by(StageEvent.seq).limit(min(limit, MAX_PAGE))
+
+
 async def after(
     uow: UnitOfWork,
     *,
@@ -86,14 +100,8 @@ async def after(
     kinds: Sequence[str] | None = None,
 ) -> list[StageEvent]:
     """Events with seq > after_seq, oldest first (for cursors, replay and gap filling)."""
-    query = select(StageEvent).where(StageEvent.seq > after_seq)
-    if pipeline_id is not None:
-        query = query.where(
-            (StageEvent.pipeline_id == pipeline_id) | (StageEvent.from_pipeline_id == pipeline_id)
-        )
-    if kinds:
-        query = query.where(StageEvent.kind.in_(list(kinds)))
-    rows = await uow.session.execute(query.order_by(StageEvent.seq).limit(min(limit, MAX_PAGE)))
+    rows = await uow.session.execute(after_query(after_seq=after_seq, limit=limit,
+                                                 pipeline_id=pipeline_id, kinds=kinds))
     return list(rows.scalars())
 
 

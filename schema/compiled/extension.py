@@ -2,22 +2,21 @@
 
 A schema extension at the execution step: parsing, validation (with its caches and limits)
 and authentication have run as usual. When every root field of the query is one the
-compiler covers (`board`, `deals`, `contactsConnection`, `companiesConnection`, `node` of
-a type in schema.compiled.nodes.TABLES) with a selection it can express, and the caller
-holds the scopes those fields require, the operation's JSON is built in PostgreSQL in one
-statement, in the caller's tenant unit of work under RLS, and spliced into the response
-unparsed (orjson.Fragment). Otherwise -- any field that needs a resolver, input the
-resolvers would refuse, a missing scope, a pipeline that is not found -- the operation runs
-through the resolvers as before, so errors, nulls and permissions stay exactly theirs
-(tests/compiled/test_equality.py compares the two paths). `node` of an id that is not
-there is the one null the compiled path answers itself, as the resolver does, without an
-error.
+compiler covers (`board`, `deals`, `contactsConnection`, `companiesConnection`,
+`stageEvents`, `node` of a type in schema.compiled.nodes.TABLES) with a selection it can
+express, and the caller holds the scopes those fields require, the operation's JSON is
+built in PostgreSQL in one statement, in the caller's tenant unit of work under RLS, and
+spliced into the response unparsed (orjson.Fragment). Otherwise -- any field that needs a
+resolver, input the resolvers would refuse, a missing scope, a pipeline that is not found
+-- the operation runs through the resolvers as before, so errors, nulls and permissions
+stay exactly theirs (tests/compiled/test_equality.py compares the two paths). `node` of an
+id that is not there is the one null the compiled path answers itself, as the resolver
+does, without an error.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ from strawberry.extensions import SchemaExtension
 from schema.compiled.board import compile_board
 from schema.compiled.contacts import compile_companies, compile_contacts
 from schema.compiled.deals import compile_deals
+from schema.compiled.events import compile_stage_events
 from schema.compiled.nodes import compile_node, node_type
 from schema.compiled.objects import ObjectCompiler
 from schema.compiled.selection import Field, Selector, Unsupported
@@ -47,7 +47,6 @@ log = logging.getLogger("saas.compiled")
 COMPILED = Counter("saas_compiled_reads_total",
                    "Query operations by how they were executed", ["result"])
 
-_PARAM = re.compile(r":(p\d+)\b")
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 TENANT = object()  # stands for the caller's tenant in a cached plan's arguments
@@ -60,6 +59,7 @@ ROOTS: dict[str, tuple[Compile, Scope | None]] = {
     "deals": (compile_deals, Scope.DEALS_READ),
     "contactsConnection": (compile_contacts, Scope.CONTACTS_READ),
     "companiesConnection": (compile_companies, Scope.CONTACTS_READ),
+    "stageEvents": (compile_stage_events, Scope.DEALS_READ),
     "node": (compile_node, None),
 }
 
@@ -118,9 +118,7 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
         assert scope is not None
         scopes.add(scope)
         if isinstance(statement, TextClause):
-            names = set(_PARAM.findall(statement.text))
-            statement = statement.bindparams(
-                **{k: v for k, v in compiler.params.items() if k in names})
+            statement = compiler.bind(statement)
         keys.append((f.key, None))
         statements.append(statement)
     if not statements:

@@ -8,16 +8,19 @@ raises Unsupported, so the operation goes through the resolvers instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLSchema
+from sqlalchemy import TextClause, text
 
 from schema.compiled.selection import Field, Selector, Unsupported
 
 # json_build_object takes at most 100 arguments (PostgreSQL's FUNC_MAX_ARGS).
 MAX_KEYS = 50
+_PARAM = re.compile(r":(p\d+)\b")
 
 
 def quote(key: str) -> str:
@@ -140,6 +143,24 @@ SCALARS: dict[str, dict[str, Scalar]] = {
         "id": lambda r: gid("Pipeline", r["id"]),
         "name": _column("name"),
     },
+    # StageEvent.changes maps names and ids in Python (field_changes): resolvers.
+    "StageEvent": {
+        "cursor": lambda r: f"({r['seq']})::text",
+        "seq": _column("seq"),
+        "kind": lambda r: enum_name(r["kind"]),
+        "dealId": lambda r: gid("Deal", r["deal_id"]),
+        "pipelineId": lambda r: gid("Pipeline", r["pipeline_id"]),
+        "fromStageId": lambda r: gid("Stage", r["from_stage_id"]),
+        "toStageId": lambda r: gid("Stage", r["to_stage_id"]),
+        "fromPipelineId": lambda r: gid("Pipeline", r["from_pipeline_id"]),
+        "actorUserId": lambda r: gid("User", r["actor_user_id"]),
+        "actorApiKeyId": lambda r: gid("ApiKey", r["actor_api_key_id"]),
+        "amount": lambda r: decimal(r["amount"]),
+        "currency": _column("currency"),
+        "lostReason": _column("lost_reason"),
+        "data": _column("data"),
+        "occurredAt": lambda r: iso_datetime(r["occurred_at"]),
+    },
 }
 
 
@@ -169,6 +190,14 @@ def _stages(c: ObjectCompiler, row: Row, f: Field) -> str:
             f"'[]'::json) FROM stages {alias} WHERE {alias}.pipeline_id = {row['id']}{active})")
 
 
+def _history(c: ObjectCompiler, row: Row, f: Field) -> str:
+    """Deal.history: saas.deals.events.history (the deal's events by seq)."""
+    alias = c.alias("ev")
+    inner = c.object("StageEvent", f, Row(alias))
+    return (f"(SELECT coalesce(json_agg({inner} ORDER BY {alias}.seq), '[]'::json) "
+            f"FROM stage_events {alias} WHERE {alias}.deal_id = {row['id']})")
+
+
 NESTED: dict[str, dict[str, Nested]] = {
     "Deal": {
         "stage": _by_id("stages", "Stage", "stage_id", "stage"),
@@ -176,6 +205,7 @@ NESTED: dict[str, dict[str, Nested]] = {
         "owner": _by_id("users", "User", "owner_id", "owner"),
         "contact": _by_id("contacts", "Contact", "contact_id", "contact"),
         "company": _by_id("companies", "Company", "company_id"),
+        "history": _history,
     },
     "Contact": {"company": _by_id("companies", "Company", "company_id")},
     "Pipeline": {"stages": _stages},
@@ -200,6 +230,15 @@ class ObjectCompiler:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return f"CAST(:{name} AS {sql_type})"
+
+    def bind(self, clause: TextClause) -> TextClause:
+        """`clause` with the parameters (param()) its text names bound."""
+        names = set(_PARAM.findall(clause.text))
+        return clause.bindparams(**{k: v for k, v in self.params.items() if k in names})
+
+    def sql(self, fragment: str) -> TextClause:
+        """`fragment` as a bound clause, for an expression inside a SQLAlchemy statement."""
+        return self.bind(text(fragment))
 
     def type(self, name: str) -> GraphQLObjectType:
         found = self.schema.get_type(name)

@@ -73,7 +73,8 @@ def _card(row: dict[str, object], stage: Stage, people: dict[tuple[str, object],
     return Deal.from_model(row, prefetched={"stage": stage, "owner": owner, "contact": contact})
 
 
-def _cursor(after: str | None) -> int:
+def event_cursor(after: str | None) -> int:
+    """A stageEvents cursor -> the seq it names (0: from the start)."""
     if after is None or after == "":
         return 0
     # ASCII digits only ("²".isdigit() is true) and within PostgreSQL's bigint.
@@ -134,7 +135,7 @@ class DealsQuery:
             raise LimitExceeded(f"first must be 1-{events.MAX_PAGE}", field="first")
         pid = decode_id(pipeline_id, "Pipeline", field="pipelineId") if pipeline_id else None
         async with info.context.uow() as uow:
-            rows = await events.after(uow, after_seq=_cursor(after), limit=first + 1,
+            rows = await events.after(uow, after_seq=event_cursor(after), limit=first + 1,
                                       pipeline_id=pid,
                                       kinds=[k.value for k in kinds] if kinds else None)
         shown = rows[:first]

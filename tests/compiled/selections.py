@@ -1,5 +1,5 @@
 """Hypothesis strategies: random valid (and some invalid) selections over the board, the
-deal, contact and company connections and `node`, generated from the schema itself."""
+deal, contact and company connections, stage events and `node`, generated from the schema itself."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from schema.compiled.objects import NESTED, SCALARS
 # to the resolvers, and the operation must still come out identical.
 COMPILED: dict[str, set[str]] = {
     **{t: set(SCALARS.get(t, {})) | set(NESTED.get(t, {}))
-       for t in ("Deal", "User", "Contact", "Company", "Stage", "Pipeline")},
+       for t in ("Deal", "User", "Contact", "Company", "Stage", "Pipeline", "StageEvent")},
+    "StageEventPage": {"events", "endCursor", "hasMore"},
     "Board": {"pipelineId", "pipelineName", "columns"},
     "BoardColumn": {"stage", "dealCount", "deals"},
     **{f"{t}Connection": {"edges", "pageInfo", "totalCount"}
@@ -125,6 +126,7 @@ FRAGMENTS = {
     "Team": "fragment TeamBits on Team { name }",
     "PageInfo": "fragment PageInfoBits on PageInfo { hasNextPage }",
     "StageEvent": "fragment StageEventBits on StageEvent { seq kind }",
+    "StageEventPage": "fragment StageEventPageBits on StageEventPage { hasMore }",
     "Activity": "fragment ActivityBits on Activity { subject }",
 }
 

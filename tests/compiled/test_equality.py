@@ -147,7 +147,7 @@ async def test_compiled_reads_answer_what_the_resolvers_answer(
     caller = world.callers[data.draw(st.sampled_from(
         ["admin", "admin", "rep", "rep", "reader", "reader", "contacts_only"]))]
     roots = data.draw(st.sampled_from(["board", "deals", "both", "contacts", "companies",
-                                       "node", "node"]))
+                                       "node", "node", "events"]))
     variables: dict[str, Any] = {"yes": data.draw(st.booleans())}
     parts = []
     if roots in ("board", "both"):
@@ -191,6 +191,17 @@ async def test_compiled_reads_answer_what_the_resolvers_answer(
         alias = data.draw(st.sampled_from(["", "list: "]))
         parts.append(f"{alias}{root}({args}) {{ "
                      f"{data.draw(SELECTIONS.of(f'{node}Connection'))} }}")
+    if roots == "events":
+        variables["k"] = data.draw(st.sampled_from([1, 2, 3, 10, 100, 999, 1000, 1001, 0]))
+        variables["after"] = data.draw(st.sampled_from(
+            [None, "", "0", "1", "5", "40", "999999", "garbage", "-1", "²", "9" * 19]))
+        variables["ep"] = data.draw(st.sampled_from(
+            [None, *world.pipelines, other.pipelines[0], world.deals[0], ""]))
+        variables["kinds"] = data.draw(st.sampled_from(
+            [None, [], ["MOVED"], ["CREATED", "LOST"], ["UPDATED", "REOPENED", "MOVED"]]))
+        alias = data.draw(st.sampled_from(["", "log: "]))
+        parts.append(f"{alias}stageEvents(after: $after, first: $k, pipelineId: $ep, "
+                     f"kinds: $kinds) {{ {data.draw(SELECTIONS.of('StageEventPage'))} }}")
     if roots == "node":
         variables["id"] = data.draw(st.sampled_from(node_ids(world, other)))
         may_fall_back = not compiles_node(variables["id"])
@@ -198,7 +209,8 @@ async def test_compiled_reads_answer_what_the_resolvers_answer(
             parts.append(f"{alias}node(id: $id) {{ {data.draw(SELECTIONS.node())} }}")
     query = document(" ".join(parts), ["p: ID!", "n: Int!", "first: Int!", "after: String",
                                        "filter: DealFilterInput", "order: DealOrder!",
-                                       "k: Int!", "s: String", "co: ID", "id: ID!"])
+                                       "k: Int!", "s: String", "co: ID", "id: ID!",
+                                       "ep: ID", "kinds: [StageEventKind!]"])
     await same(apps, caller.headers, query, variables, cached=roots == "board",
                several_roots=roots == "both", may_fall_back=may_fall_back)
 

@@ -1,10 +1,11 @@
-"""The compiled board and deal list: what the benchmarks send, answered alike, in one
-statement inside the tenant's transaction whatever the board's size."""
+"""The compiled board, deal list and stage events: what the benchmarks send, answered
+alike, in one statement inside the tenant's transaction whatever the board's size."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 from prometheus_client import REGISTRY
 
@@ -80,13 +81,13 @@ async def test_a_selection_that_needs_resolvers_goes_through_them(
         apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
     world = worlds[0]
     headers = world.callers["admin"].headers
-    query = """query Q($p: ID!) { board(pipelineId: $p) { columns { deals {
-      id history { seq kind } } } } }"""
+    query = """query Q($p: ID!) { board(pipelineId: $p, dealsPerStage: 5) { columns { deals {
+      id activities { id } history { seq kind } } } } }"""
     before = count("compiled"), count("unsupported")
     got = await post(apps["compiled"], headers, query, {"p": world.pipelines[0]})
     expected = await post(apps["resolvers"], headers, query, {"p": world.pipelines[0]})
     assert (count("compiled"), count("unsupported")) == (before[0], before[1] + 1)
-    assert got.json() == expected.json()
+    assert got.json() == expected.json() and "errors" not in got.json()
     assert any(d["history"] for c in got.json()["data"]["board"]["columns"] for d in c["deals"])
 
 
@@ -100,3 +101,39 @@ async def test_nothing_is_compiled_for_mutations_or_other_root_fields(
                             "segments { name } }", {"p": world.pipelines[0]})).json()
     assert body["data"]["board"]["pipelineName"] == "Default" and body["data"]["segments"]
     assert count("compiled") == before
+
+
+EVENTS = """query Q($k: Int!, $after: String) { stageEvents(first: $k, after: $after) {
+  endCursor hasMore events { cursor seq kind dealId toStageId amount occurredAt } } }"""
+
+
+async def test_stage_events_page_through_the_log_in_one_statement_each(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World],
+        owner_conn: asyncpg.Connection) -> None:
+    world = worlds[0]
+    client = apps["compiled"]
+    db = client._transport.app.state.services.db  # type: ignore[attr-defined]
+    headers = world.callers["admin"].headers
+    expected = [r["seq"] for r in await owner_conn.fetch(
+        "SELECT seq FROM stage_events WHERE tenant_id = $1 ORDER BY seq", world.tenant.id)]
+    seen: list[int] = []
+    after = None
+    for _ in range(len(expected)):
+        variables = {"k": 7, "after": after}
+        want = await post(apps["resolvers"], headers, EVENTS, variables)
+        await post(client, headers, "query Q { me { tenantId } }", {})  # auth state cached
+        before = count("compiled")
+        async with statements(db) as statements_seen:
+            got = await post(client, headers, EVENTS, variables)
+        assert count("compiled") == before + 1
+        assert len(statements_seen) == 4, statements_seen
+        assert difference(ordered(got.content), ordered(want.content)) is None
+        page = got.json()["data"]["stageEvents"]
+        seen += [e["seq"] for e in page["events"]]
+        after = page["endCursor"]
+        if not page["hasMore"]:
+            break
+    assert seen == expected and len(expected) > 7
+    # Past the end: no events, the cursor given back.
+    end = (await post(client, headers, EVENTS, {"k": 7, "after": after})).json()
+    assert end["data"]["stageEvents"] == {"endCursor": after, "hasMore": False, "events": []}
