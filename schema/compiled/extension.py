@@ -27,7 +27,8 @@ import orjson
 from graphql import ExecutionResult, GraphQLSchema, OperationType, get_operation_ast
 from graphql.execution.values import get_variable_values
 from prometheus_client import Counter
-from sqlalchemy import Executable, Text, TextClause, column, select
+from sqlalchemy import Executable, Text, TextClause, bindparam, cast, column, func, select, true
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
@@ -48,7 +49,6 @@ COMPILED = Counter("saas_compiled_reads_total",
                    "Query operations by how they were executed", ["result"])
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
-SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 TENANT = object()  # stands for the caller's tenant in a cached plan's arguments
 MAX_PLANS = 1024
 
@@ -69,11 +69,10 @@ class Plan:
     """One operation's statement: SQL with $n parameters, ready for asyncpg."""
 
     keys: tuple[tuple[str, str | None], ...]  # response key, and its value if it is literal
+    # One statement in its own implicit transaction, which enters the caller's tenant
+    # before it reads a row: board_rows does (a board alone), or enter_tenant (_entered).
     sql: str
     args: tuple[Any, ...]  # TENANT where the caller's tenant goes
-    # Only boards: board_rows enters the tenant itself, first, and everything else the
-    # statement reads is correlated to its rows, so it needs no transaction of its own.
-    enters_tenant: bool
     scopes: frozenset[Scope]  # the caller must hold all of them, or the resolvers answer
     nullable: frozenset[str]  # response keys whose NULL is the answer (node not found)
 
@@ -123,7 +122,10 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
         statements.append(statement)
     if not statements:
         return None  # only __typename: nothing to gain
-    compiled = _one_statement(statements).compile(
+    board_only = all(f.name in ("board", "__typename") for f in roots)
+    statement = statements[0] if board_only and len(statements) == 1 \
+        else _entered(statements, board_only)
+    compiled = statement.compile(
         dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
     processors = compiled._bind_processors
     values = compiled.construct_params()
@@ -133,20 +135,26 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
         processor = processors.get(name)
         args.append(value if value is TENANT or processor is None else processor(value))
     return Plan(keys=tuple(keys), sql=compiled.string, args=tuple(args),
-                enters_tenant=all(f.name in ("board", "__typename") for f in roots),
                 scopes=frozenset(scopes), nullable=frozenset(nullable))
 
 
-def _one_statement(statements: list[Any]) -> Any:
-    """One statement for all compiled root fields: itself, or a SELECT of one column each."""
-    if len(statements) == 1:
-        return statements[0]
+def _entered(statements: list[Any], board_only: bool) -> Any:
+    """One SELECT of one column per root field; unless all are boards (board_rows enters
+    the tenant itself), inside enter_tenant's lateral join (migration 0022): the function
+    scan sets the tenant before the read scans a row."""
     columns = []
     for i, s in enumerate(statements):
         if isinstance(s, TextClause):
             s = s.columns(column("v", Text))
         columns.append(s.scalar_subquery().label(f"c{i}"))
-    return select(*columns)
+    read = select(*columns)
+    if board_only:
+        return read
+    tenant = func.enter_tenant(cast(bindparam("tenant", TENANT), UUID)) \
+        .table_valued("id").render_derived(name="t")
+    inner = read.subquery("x")
+    q = select(*inner.c).where(tenant.c.id.is_not(None)).offset(0).lateral("q")
+    return select(*q.c).select_from(tenant.join(q, true()))
 
 
 _UNSUPPORTED = object()
@@ -228,11 +236,7 @@ async def _fetch(context: Any, found: Plan, tenant_id: Any) -> Any:
     """The plan's one row, under the caller's tenant, on the driver connection (no ORM)."""
     args = [tenant_id if a is TENANT else a for a in found.args]
     async with _connection(context) as driver:
-        if found.enters_tenant:  # one statement in its own implicit transaction
-            return await driver.fetchrow(found.sql, *args)
-        async with driver.transaction():
-            await driver.execute(SET_TENANT, str(tenant_id))
-            return await driver.fetchrow(found.sql, *args)
+        return await driver.fetchrow(found.sql, *args)
 
 
 @asynccontextmanager
