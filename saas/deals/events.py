@@ -10,6 +10,7 @@ tail of their transaction, because the event is appended last.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,20 @@ _NEXT_SEQ = text(
 )
 
 
+_APPEND = text(
+    "WITH c AS (" + _NEXT_SEQ.text + ") "
+    "INSERT INTO stage_events (tenant_id, seq, deal_id, pipeline_id, kind, from_stage_id, "
+    "to_stage_id, from_pipeline_id, actor_user_id, actor_api_key_id, amount, currency, "
+    "lost_reason, data) "
+    "SELECT CAST(:t AS uuid), c.event_seq, CAST(:deal_id AS uuid), "
+    "CAST(:pipeline_id AS uuid), CAST(:kind AS text), CAST(:from_stage_id AS uuid), "
+    "CAST(:to_stage_id AS uuid), CAST(:from_pipeline_id AS uuid), "
+    "CAST(:actor_user_id AS uuid), CAST(:actor_api_key_id AS uuid), "
+    "CAST(:amount AS numeric), CAST(:currency AS text), CAST(:lost_reason AS text), "
+    "CAST(:data AS jsonb) FROM c RETURNING seq, occurred_at"
+)
+
+
 async def next_seq(uow: UnitOfWork) -> int:
     return int((await uow.session.execute(_NEXT_SEQ, {"t": uow.tenant_id})).scalar_one())
 
@@ -47,10 +62,14 @@ async def append(
     from_pipeline_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
 ) -> StageEvent:
-    """Record what just happened to `deal` (already updated) and queue its live message."""
+    """Record what just happened to `deal` (already updated) and queue its live message.
+
+    The tenant's next number and the event's row in one statement (_APPEND): the counter
+    row stays locked until COMMIT, so the fewer round trips after taking it, the more of a
+    tenant's writers can commit per second."""
+    await uow.session.flush()  # the deal's own changes first (the event refers to it)
     event = StageEvent(
         tenant_id=deal.tenant_id,
-        seq=await next_seq(uow),
         deal_id=deal.id,
         pipeline_id=deal.pipeline_id,
         kind=kind,
@@ -64,8 +83,14 @@ async def append(
         lost_reason=deal.lost_reason if kind == "lost" else None,
         data=data or {},
     )
-    uow.session.add(event)
-    await uow.session.flush()  # occurred_at is returned by the INSERT (eager defaults)
+    row = (await uow.session.execute(_APPEND, {
+        "t": deal.tenant_id, "deal_id": event.deal_id, "pipeline_id": event.pipeline_id,
+        "kind": kind, "from_stage_id": from_stage_id, "to_stage_id": event.to_stage_id,
+        "from_pipeline_id": from_pipeline_id, "actor_user_id": event.actor_user_id,
+        "actor_api_key_id": event.actor_api_key_id, "amount": event.amount,
+        "currency": event.currency, "lost_reason": event.lost_reason,
+        "data": json.dumps(event.data)})).one()
+    event.seq, event.occurred_at = row.seq, row.occurred_at  # a detached record of the row
     uow.publish({
         "tenant": str(deal.tenant_id),
         "pipeline": str(deal.pipeline_id),

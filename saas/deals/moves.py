@@ -55,8 +55,9 @@ async def _target(uow: UnitOfWork, stage_id: uuid.UUID, pipeline_id: uuid.UUID) 
 async def move(
     *, uow: UnitOfWork, principal: Principal, deal_id: uuid.UUID, to_stage_id: uuid.UUID,
     expected_version: int, lost_reason: str | None = None,
-) -> tuple[Deal, StageEvent]:
-    """Move a deal within its pipeline, checking its version; appends the stage event."""
+) -> tuple[Deal, StageEvent, Stage]:
+    """Move a deal within its pipeline, checking its version; appends the stage event.
+    Returns the deal, its event and the stage it is in now."""
     principal.require(Scope.DEALS_WRITE)
     deal = await get(uow=uow, deal_id=deal_id, for_update=True)
     await require_edit(uow, principal, deal)
@@ -77,7 +78,7 @@ async def move(
     data = {"reengaged_by": await _reengagements(uow, deal.id)} if kind == "reopened" else None
     event = await events.append(uow, principal=principal, deal=deal, kind=kind,
                                 from_stage_id=from_stage.id, data=data)
-    return deal, event
+    return deal, event, to_stage
 
 
 _REENGAGEMENTS = text(

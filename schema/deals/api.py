@@ -195,10 +195,12 @@ class DealsMutation:
             deal_id = decode_id(input.deal_id, "Deal", field="dealId")
             stage_id = decode_id(input.to_stage_id, "Stage", field="toStageId")
             async with info.context.uow() as uow:
-                deal, event = await moves.move(
+                deal, event, stage = await moves.move(
                     uow=uow, principal=principal, deal_id=deal_id, to_stage_id=stage_id,
                     expected_version=input.expected_version, lost_reason=input.lost_reason)
-            return MoveDealPayload(deal=Deal.from_model(deal), event=StageEvent.from_model(event))
+            # The move loaded its stage: the payload's deal.stage needs no other transaction.
+            return MoveDealPayload(deal=Deal.from_model(deal, {"stage": Stage.from_row(stage)}),
+                                   event=StageEvent.from_model(event))
 
         return await payload(MoveDealPayload, act)
 

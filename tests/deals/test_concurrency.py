@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -102,3 +103,30 @@ async def test_sequence_is_gap_free_and_in_commit_order_under_concurrent_writers
     total = sum(counts)
     assert total > 0
     assert seen == list(range(9, 9 + total))
+
+
+async def test_a_move_takes_the_tenants_number_and_writes_its_event_in_one_statement(
+    tenants: TenantFactory, app: Any, owner_conn: asyncpg.Connection
+) -> None:
+    """Statements per moveDeal, counted: from taking the tenant's counter row (locked until
+    COMMIT) to COMMIT there is one statement, so a tenant's writers serialise on as little
+    as possible."""
+    from saas.observability.statements import statements
+
+    t = await tenants.create()
+    admin = t.admin_caller
+    pipeline = await default_pipeline(admin)
+    stages = stage_ids(pipeline)
+    deal = await create_deal(admin, pipeline["id"], "Counted")
+    await admin.ok("query { me { tenantId } }")  # the caller's auth state is cached
+    async with statements(app.state.services.db) as seen:
+        data = await admin.ok(MOVE, deal=deal["id"], to=stages["Proposal"], v=1, reason=None)
+    assert not data["moveDeal"]["errors"]
+    counter = [i for i, s in enumerate(seen) if "tenant_counters" in s]
+    assert len(counter) == 1 and "INSERT INTO stage_events" in seen[counter[0]], seen
+    assert seen[counter[0] + 1] == "COMMIT", seen
+    assert len(seen) == 9, seen  # BEGIN, tenant, deal, 2 stages, UPDATE, re-read, append, COMMIT
+    row = await owner_conn.fetchrow(
+        "SELECT e.seq, c.event_seq FROM stage_events e JOIN tenant_counters c USING (tenant_id) "
+        "WHERE e.tenant_id = $1 ORDER BY e.seq DESC LIMIT 1", t.id)
+    assert row["seq"] == row["event_seq"] == data["moveDeal"]["event"]["seq"]
