@@ -56,9 +56,10 @@ MAX_SPREADS = 16  # fragment spreads in one selection set
 # (8 spreads of a fragment with 8 spreads of ... is 8^depth fields for validation and cost).
 MAX_EXPANDED_FIELDS = 5000
 # A validation thread rests this many times as long as each document took: a signed-in
-# caller's thread takes at most half a core, the anonymous one at most a quarter (its GIL
-# time showed in a bystander's p99 on a loaded 2-core CI box: 136 ms at half a core).
-REST = 1.0
+# caller's thread takes at most a third of a core, the anonymous one at most a quarter (GIL
+# time shows in a bystander's p99 on a 2-core box: 136 ms for the anonymous thread at half
+# a core in a CI run; 130 ms for the signed-in one, also at half a core, in another).
+REST = 2.0
 ANONYMOUS_REST = 3.0
 
 
