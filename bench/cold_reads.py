@@ -1,6 +1,7 @@
-"""Cold reads: the board with the response cache off, and deals(first: 100) with owner, contact
-and company, each against the raw floor in one interleaved run; then the cached board with a
-writer on the same board (10 moves/s) and with writes spread over 50 boards (20 moves/s).
+"""Cold reads: the board with the response cache off, deals(first: 100) with owner, contact
+and company, and contactsConnection(first: 50) with company, each against the raw floor in
+one interleaved run; then the cached board with a writer on the same board (10 moves/s)
+and with writes spread over 50 boards (20 moves/s).
 
     python -m bench.cold_reads [--db saas_bench] [--rounds 3] [--seconds 15] [--connections 16]
 
@@ -37,6 +38,9 @@ from bench.loadgen import have_wrk, run_load
 DEALS = """query Deals($first: Int!) { deals(first: $first) {
   edges { cursor node { id title amount currency version owner { id name }
     contact { id name } company { id name } } }
+  pageInfo { hasNextPage endCursor } } }"""
+CONTACTS = """query Contacts($contacts: Int!) { contactsConnection(first: $contacts) {
+  totalCount edges { cursor node { id name email company { id name } } }
   pageInfo { hasNextPage endCursor } } }"""
 SEGMENT = """mutation($name: String!) { createSegment(input: {name: $name}) {
   segment { pipeline { id stages { id kind } } } errors { code message } } }"""
@@ -117,6 +121,10 @@ async def post(server: Server, target: Target, body: bytes) -> dict[str, Any]:
 
 def deals_body(first: int = 100) -> bytes:
     return json.dumps({"query": DEALS, "variables": {"first": first}}).encode()
+
+
+def contacts_body(first: int = 50) -> bytes:
+    return json.dumps({"query": CONTACTS, "variables": {"contacts": first}}).encode()
 
 
 async def ensure_boards(api: Server, target: Target, boards: int) -> list[str]:
@@ -233,7 +241,8 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
     try:
         board = target.body(25)
         deals = deals_body(100)
-        for name, body in (("board", board), ("deals", deals)):
+        contacts = contacts_body(50)
+        for name, body in (("board", board), ("deals", deals), ("contacts", contacts)):
             want = (await post(floor, target, body))["data"]
             for api in (cold, warm):
                 got = (await post(api, target, body))["data"]  # the API adds extensions.cost
@@ -242,7 +251,7 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
         out["board_cards"] = sum(len(c["deals"]) for c in
                                  (await post(floor, target, board))["data"]["board"]["columns"])
         for server, body in ((floor, board), (cold, board), (warm, board), (floor, deals),
-                             (cold, deals)):
+                             (cold, deals), (floor, contacts), (cold, contacts)):
             await run_load(f"{server.http}/graphql", body, target.token,
                            connections=connections, seconds=warmup)
         probes = {s.name: Probe(admin, s, db) for s in (cold, warm, floor)}
@@ -270,6 +279,7 @@ async def run(*, owner_url: str, db: str, rounds: int, seconds: float, connectio
         scenarios: list[tuple[str, Server, bytes, str, Any]] = [
             ("cold_board", cold, board, "cold", None),
             ("cold_deals", cold, deals, "cold", None),
+            ("cold_contacts", cold, contacts, "cold", None),
             ("warm_board", warm, board, "warm", None),
             ("warm_board_writer_same_board", warm, board, "warm", "same"),
             ("warm_board_writes_over_boards", warm, board, "warm", "spread"),

@@ -90,6 +90,30 @@ LEFT JOIN users u ON u.id = d.owner_id
 LEFT JOIN contacts c ON c.id = d.contact_id
 LEFT JOIN companies co ON co.id = d.company_id
 """
+# bench.cold_reads.CONTACTS: the first page of contactsConnection(first: $1) by
+# lower(name), id, with each contact's company, cursors, pageInfo and totalCount.
+_CONTACT_CURSOR = ("rtrim(translate(encode(convert_to('[' || to_json(k.key)::text || ', \"'"
+                   " || k.id::text || '\"]', 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')")
+CONTACTS_SQL = f"""
+SELECT json_build_object('data', json_build_object('contactsConnection', json_build_object(
+  'totalCount', (SELECT count(*) FROM contacts),
+  'edges', COALESCE(json_agg(json_build_object(
+    'cursor', {_CONTACT_CURSOR},
+    'node', json_build_object(
+      'id', encode(convert_to('Contact:' || k.id::text, 'UTF8'), 'base64'),
+      'name', k.name, 'email', k.email,
+      'company', CASE WHEN co.id IS NULL THEN NULL ELSE json_build_object(
+        'id', encode(convert_to('Company:' || co.id::text, 'UTF8'), 'base64'),
+        'name', co.name) END))
+    ORDER BY k.rn) FILTER (WHERE k.rn <= $1), '[]'::json),
+  'pageInfo', json_build_object(
+    'hasNextPage', count(*) > $1,
+    'endCursor', (array_agg({_CONTACT_CURSOR} ORDER BY k.rn DESC) FILTER (WHERE k.rn <= $1))[1]))
+))::text
+FROM (SELECT x.*, lower(x.name) AS key, row_number() OVER (ORDER BY lower(x.name), x.id) AS rn
+      FROM contacts x ORDER BY lower(x.name), x.id LIMIT $1 + 1) k
+LEFT JOIN companies co ON co.id = k.company_id
+"""
 NOT_FOUND = b'{"data":null,"errors":[{"message":"pipeline not found"}]}'
 
 
@@ -150,6 +174,8 @@ class Floor:
                                str(principal.tenant_id))
             if "first" in variables:  # the deal list
                 result = await conn.fetchval(DEALS_SQL, int(variables["first"]))
+            elif "contacts" in variables:  # the contact list
+                result = await conn.fetchval(CONTACTS_SQL, int(variables["contacts"]))
             else:
                 result = await conn.fetchval(FLOOR_SQL, decode_gid(variables["p"]),
                                              int(variables["n"]))

@@ -78,8 +78,8 @@ async def test_every_benchmark_runs_at_tiny_size(bench_env: str, tmp_path: Path,
     assert "httpx" in tools  # the fallback served the tenant-count run
 
     cold = results["cold_reads"]
-    for name in ("cold_board", "cold_deals", "warm_board", "warm_board_writer_same_board",
-                 "warm_board_writes_over_boards"):
+    for name in ("cold_board", "cold_deals", "cold_contacts", "warm_board",
+                 "warm_board_writer_same_board", "warm_board_writes_over_boards"):
         run = cold[name]["rounds"][0]
         side = "cold" if name.startswith("cold") else "warm"
         assert run[side]["requests"] > 0 and run["floor"]["requests"] > 0, name
