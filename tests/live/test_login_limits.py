@@ -145,7 +145,7 @@ async def test_unknown_account_wrong_password_and_deactivated_user_get_the_same_
     answers, timings = {}, {}
     for name, (tenant, email, password) in cases.items():
         times = []
-        for _ in range(3):
+        for _ in range(5):  # the median of 5: a CI run saw two of 3 samples slowed by the box
             start = time.perf_counter()
             data = await anonymous.ok(LOGIN, t=tenant, e=email, p=password)
             times.append(time.perf_counter() - start)
