@@ -129,3 +129,15 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def tenants(db: Database, settings: Settings, client: httpx.AsyncClient) -> TenantFactory:
     return TenantFactory(db=db, settings=settings, client=client)
+
+
+# The flood tests (tests/edge/test_stalls.py) run first: they bound a bystander's p99 at
+# 100 ms on this 2-core box, and late in a full run what earlier tests leave behind
+# (measured: right after tests/edge/test_fuzz.py, 120-180 ms, at this commit and at the
+# one before the session's changes alike; 30-90 ms when they run alone) showed in the
+# bystander's latency. What they measure, the floods, is unchanged.
+FIRST = ("tests/edge/test_stalls.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))
