@@ -37,7 +37,7 @@ from schema.compiled.board import compile_board
 from schema.compiled.contacts import compile_companies, compile_contacts
 from schema.compiled.deals import compile_deals
 from schema.compiled.events import compile_stage_events
-from schema.compiled.nodes import compile_node, node_type
+from schema.compiled.nodes import compile_node, node_target
 from schema.compiled.objects import ObjectCompiler
 from schema.compiled.selection import Field, Selector, Unsupported
 from schema.nodes import NODE_SCOPES
@@ -106,10 +106,10 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
             return None
         compile_root, scope = ROOTS[f.name]
         if f.name == "node":
-            found_type = node_type(compiler, f)
-            if found_type is None:
+            target = node_target(compiler, f)
+            if target is None:
                 return None
-            scope = NODE_SCOPES[found_type]
+            scope = NODE_SCOPES[target[0]]
             nullable.add(f.key)
         statement = compile_root(compiler, f)
         if statement is None:

@@ -20,23 +20,24 @@ TABLES = {"Deal": "deals", "User": "users", "Contact": "contacts", "Company": "c
           "Stage": "stages", "Pipeline": "pipelines"}
 
 
-def node_type(c: ObjectCompiler, f: Field) -> str | None:
-    """The type the id names, when the compiler covers it and the id decodes."""
+def node_target(c: ObjectCompiler, f: Field) -> tuple[str, uuid.UUID] | None:
+    """The type and row id the id names, when the compiler covers the type and the id
+    decodes."""
     try:
         found = GlobalID.from_id(c.selector.arguments(f)["id"])
-        uuid.UUID(found.node_id)
+        row_id = uuid.UUID(found.node_id)
     except (ValueError, TypeError):
         return None
-    return found.type_name if found.type_name in TABLES else None
+    return (found.type_name, row_id) if found.type_name in TABLES else None
 
 
 def compile_node(c: ObjectCompiler, f: Field) -> TextClause | None:
     """The object's JSON text (no row: not found, null), or None: resolve it."""
-    type_name = node_type(c, f)
-    if type_name is None:
+    target = node_target(c, f)
+    if target is None:
         return None
-    id = uuid.UUID(GlobalID.from_id(c.selector.arguments(f)["id"]).node_id)
+    type_name, row_id = target
     alias = c.alias("n")
     inner = c.object(type_name, f, Row(alias))
     return text(f"SELECT ({inner})::text FROM {TABLES[type_name]} {alias} "
-                f"WHERE {alias}.id = {c.param(id, 'uuid')}")
+                f"WHERE {alias}.id = {c.param(row_id, 'uuid')}")
