@@ -117,15 +117,18 @@ def _configure_logging(settings: Settings) -> None:
 
 def _tune_gc() -> None:
     """Fewer, cheaper collections for a request-serving process: move everything imported
-    so far out of the collector's view and raise the young-generation threshold (measured:
-    +70-80% board throughput, bench/README.md)."""
+    so far out of the collector's view and raise the young-generation threshold. A young
+    collection holds the GIL for about its threshold's worth of objects (1.5-3 us each in
+    this process): at 100,000 that was 70-180 ms, a bystander's p99 under a document flood
+    (tests/edge/test_stalls.py); at 20,000 it is 20-30 ms, and the board figures did not
+    drop (bench/README.md, "Garbage collection")."""
     import gc
 
     import saas.app  # noqa: F401 - import the whole app before freezing
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(20_000, 50, 100)
 
 
 # Websockets (live boards): websockets' sans-I/O protocol, whose send writes at once

@@ -40,10 +40,13 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Source,
     StringValueNode,
-    parse,
+    Token,
     validate,
 )
+from graphql.language.lexer import Lexer
+from graphql.language.parser import Parser
 
 T = TypeVar("T")
 # A parsed document costs much more memory than its text (node objects per token); measured
@@ -124,6 +127,49 @@ class RestingThread:
             self._rest_until = end + (end - start) * self._rest
 
 
+def _parsed(query: str, max_tokens: int) -> DocumentNode:
+    """graphql-core's `parse`, with the tokens' back links cut whatever the outcome. Its
+    lexer links the tokens both ways, so every parsed document (and every failed parse, the
+    tokens read so far) was a reference cycle that only the garbage collector frees: a flood
+    of documents filled the young generation with them, and each collection held the GIL
+    for 70-180 ms, which a bystander's p99 showed (tests/edge/test_stalls.py). Singly
+    linked, a document dies by reference count when dropped; nothing after parsing reads
+    `prev` (tests/edge/test_documents.py)."""
+    source = Source(query)
+    lexer = Lexer(source)
+    try:
+        return Parser(source, max_tokens=max_tokens, lexer=lexer).parse_document()
+    except GraphQLError as e:
+        raise e.with_traceback(None) from None  # its frames hold the parser and lexer
+    finally:
+        token: Token | None = lexer.token
+        while token is not None:
+            token.prev, token = None, token.prev
+
+
+def _validated(schema: GraphQLSchema, node: DocumentNode,
+               rules: Collection[type[ASTValidationRule]], *,
+               hide_suggestions: bool) -> list[GraphQLError]:
+    """graphql-core's `validate`, with the rule instances emptied afterwards. Its visitors
+    cache bound methods of themselves (reference cycles), and the rules hold the validation
+    context, which holds the document: without this every validated document was cyclic
+    garbage too."""
+    made: list[ASTValidationRule] = []
+
+    def tracked(rule: type[ASTValidationRule]) -> Callable[[Any], ASTValidationRule]:
+        def make(context: Any) -> ASTValidationRule:
+            made.append(instance := rule(context))
+            return instance
+        return make
+
+    try:
+        return validate(schema, node, [tracked(rule) for rule in rules],  # type: ignore[misc]
+                        max_errors=20, hide_suggestions=hide_suggestions)
+    finally:
+        for instance in made:
+            vars(instance).clear()
+
+
 def digest(query: str) -> str:
     return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -183,7 +229,7 @@ class Documents:
         """Parse within the limits, refuse quadratic shapes, validate (no shared state)."""
         self._check_length(query, max_length)
         try:
-            node = parse(query, max_tokens=min(max_tokens or self.max_tokens, self.max_tokens))
+            node = _parsed(query, min(max_tokens or self.max_tokens, self.max_tokens))
         except GraphQLError as e:
             raise DocumentErrors("parse", [e]) from None
         except RecursionError:
@@ -192,8 +238,8 @@ class Documents:
         repeated = _repetition(node) or _expansion(node)
         if repeated is not None:
             raise DocumentErrors("validation", [GraphQLError(repeated)], node)
-        errors = validate(self.schema, node, self.rules, max_errors=20,
-                          hide_suggestions=self.hide_suggestions)
+        errors = _validated(self.schema, node, self.rules,
+                            hide_suggestions=self.hide_suggestions)
         if errors:
             raise DocumentErrors("validation", list(errors), node)
         return Document(sha256=key, node=node,
