@@ -117,20 +117,19 @@ def _configure_logging(settings: Settings) -> None:
 
 def _tune_gc() -> None:
     """Fewer, cheaper collections for a request-serving process: move everything imported
-    so far out of the collector's view and raise the young-generation threshold. A young
-    collection holds the GIL for about its threshold's worth of objects (1.5-3 us each in
-    this process): at 100,000 that was 70-180 ms, a bystander's p99 under a document flood
-    (tests/edge/test_stalls.py); at 20,000 it is 20-30 ms, and the board figures did not
-    drop (bench/README.md, "Garbage collection"). The oldest generation's threshold is 500
-    (was 100) so that full collections, which walk every cached document, come no more
-    often than they did at 100,000 (20,000 x 50 x 500 = 100,000 x 50 x 100 young objects)."""
+    so far out of the collector's view and raise the young-generation threshold (measured:
+    +70-80% board throughput, bench/README.md). A young collection holds the GIL for about
+    that many objects (70-180 ms at 100,000 in this process): parsed documents no longer
+    feed it cyclic garbage (schema.edge.documents). 20,000 made those pauses 20-30 ms, but CI
+    then failed the test that a cancelled heavy request is cleaned up within 1 s, twice
+    (bench/README.md, "Garbage collection")."""
     import gc
 
     import saas.app  # noqa: F401 - import the whole app before freezing
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 50, 500)
+    gc.set_threshold(100_000, 50, 100)
 
 
 # Websockets (live boards): websockets' sans-I/O protocol, whose send writes at once
