@@ -119,10 +119,12 @@ def _tune_gc() -> None:
     """Fewer, cheaper collections for a request-serving process: move everything imported
     so far out of the collector's view and raise the young-generation threshold (measured:
     +70-80% board throughput, bench/README.md). A young collection holds the GIL for about
-    that many objects (70-180 ms at 100,000 in this process): parsed documents no longer
-    feed it cyclic garbage (schema.edge.documents). 20,000 made those pauses 20-30 ms, but CI
-    then failed the test that a cancelled heavy request is cleaned up within 1 s, twice
-    (bench/README.md, "Garbage collection")."""
+    that many objects (70-180 ms at 100,000 in this process), so requests should leave no
+    cyclic garbage and the edge should keep no documents it refused: parsed and validated
+    documents die by reference count and over-cost ones are not cached
+    (schema.edge.documents). 20,000 made the pauses 20-30 ms, but CI then failed the test
+    that a cancelled heavy request is cleaned up within 1 s, twice (bench/README.md,
+    "Garbage collection")."""
     import gc
 
     import saas.app  # noqa: F401 - import the whole app before freezing

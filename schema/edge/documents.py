@@ -5,12 +5,14 @@ limited while lexing; a linear pass refuses shapes that make validation quadrati
 field or fragment repeated many times in one selection set); then full validation. Only
 documents that validated, sent by an authenticated caller, enter the cache, which is an LRU
 bounded by an estimate of the parsed documents' bytes; so distinct junk documents cannot
-grow the process.
+grow the process. The HTTP and websocket edges cache a document only once its cost for the
+request passed (`remember`), so over-cost documents are not kept either.
 
 Parsing and validating a document that is not cached takes milliseconds to hundreds of
 milliseconds of pure Python (a 1 MiB comment is lexed character by character: ~250 ms), so
-the edge does it off the event loop (`prepare_off_loop`): on one thread for anonymous
-callers and one for authenticated ones, each resting after a document as long as it took.
+the edge does it off the event loop (`prepare_off_loop`; without cyclic garbage:
+schema.edge.parsing): on one thread for anonymous callers and one for authenticated ones,
+each resting after a document as long as it took.
 A flood of such documents then queues behind itself (an anonymous one not in front of
 signed-in callers' new documents) and leaves the GIL to the event loop at least half of the
 time, instead of holding the loop for the whole of each document (a validation flood had a
@@ -40,13 +42,10 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    Source,
     StringValueNode,
-    Token,
-    validate,
 )
-from graphql.language.lexer import Lexer
-from graphql.language.parser import Parser
+
+from schema.edge.parsing import parsed, validated
 
 T = TypeVar("T")
 # A parsed document costs much more memory than its text (node objects per token); measured
@@ -127,49 +126,6 @@ class RestingThread:
             self._rest_until = end + (end - start) * self._rest
 
 
-def _parsed(query: str, max_tokens: int) -> DocumentNode:
-    """graphql-core's `parse`, with the tokens' back links cut whatever the outcome. Its
-    lexer links the tokens both ways, so every parsed document (and every failed parse, the
-    tokens read so far) was a reference cycle that only the garbage collector frees: a flood
-    of documents filled the young generation with them, and each collection held the GIL
-    for 70-180 ms, which a bystander's p99 showed (tests/edge/test_stalls.py). Singly
-    linked, a document dies by reference count when dropped; nothing after parsing reads
-    `prev` (tests/edge/test_documents.py)."""
-    source = Source(query)
-    lexer = Lexer(source)
-    try:
-        return Parser(source, max_tokens=max_tokens, lexer=lexer).parse_document()
-    except GraphQLError as e:
-        raise e.with_traceback(None) from None  # its frames hold the parser and lexer
-    finally:
-        token: Token | None = lexer.token
-        while token is not None:
-            token.prev, token = None, token.prev
-
-
-def _validated(schema: GraphQLSchema, node: DocumentNode,
-               rules: Collection[type[ASTValidationRule]], *,
-               hide_suggestions: bool) -> list[GraphQLError]:
-    """graphql-core's `validate`, with the rule instances emptied afterwards. Its visitors
-    cache bound methods of themselves (reference cycles), and the rules hold the validation
-    context, which holds the document: without this every validated document was cyclic
-    garbage too."""
-    made: list[ASTValidationRule] = []
-
-    def tracked(rule: type[ASTValidationRule]) -> Callable[[Any], ASTValidationRule]:
-        def make(context: Any) -> ASTValidationRule:
-            made.append(instance := rule(context))
-            return instance
-        return make
-
-    try:
-        return validate(schema, node, [tracked(rule) for rule in rules],  # type: ignore[misc]
-                        max_errors=20, hide_suggestions=hide_suggestions)
-    finally:
-        for instance in made:
-            vars(instance).clear()
-
-
 def digest(query: str) -> str:
     return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -229,7 +185,7 @@ class Documents:
         """Parse within the limits, refuse quadratic shapes, validate (no shared state)."""
         self._check_length(query, max_length)
         try:
-            node = _parsed(query, min(max_tokens or self.max_tokens, self.max_tokens))
+            node = parsed(query, min(max_tokens or self.max_tokens, self.max_tokens))
         except GraphQLError as e:
             raise DocumentErrors("parse", [e]) from None
         except RecursionError:
@@ -238,7 +194,7 @@ class Documents:
         repeated = _repetition(node) or _expansion(node)
         if repeated is not None:
             raise DocumentErrors("validation", [GraphQLError(repeated)], node)
-        errors = _validated(self.schema, node, self.rules,
+        errors = validated(self.schema, node, self.rules,
                             hide_suggestions=self.hide_suggestions)
         if errors:
             raise DocumentErrors("validation", list(errors), node)
@@ -250,6 +206,15 @@ class Documents:
         if len(query) > length:
             raise DocumentErrors("parse", [GraphQLError(
                 f"the document is longer than {length} characters")])
+
+    def remember(self, document: Document) -> None:
+        """Cache a document prepared with `cache=False` once it may run (the edge calls this
+        after the cost check: a flood of distinct over-cost documents neither churns the
+        cache nor stays alive for the garbage collector to walk)."""
+        if document.sha256 in self._cache:
+            self._cache.move_to_end(document.sha256)
+        else:
+            self._remember(document)
 
     def _remember(self, document: Document) -> None:
         if document.size > self.max_bytes:
@@ -313,35 +278,40 @@ def _expansion(document: DocumentNode) -> str | None:
     fragments = {d.name.value: d for d in document.definitions
                  if isinstance(d, FragmentDefinitionNode)}
     sizes: dict[str, int] = {}
-
-    def size(selection_set: SelectionSetNode, visiting: frozenset[str]) -> int:
-        total = 0
-        stack = [selection_set]
-        while stack:
-            for selection in stack.pop().selections:
-                if isinstance(selection, FieldNode):
-                    total += 1
-                    if selection.selection_set is not None:
-                        stack.append(selection.selection_set)
-                elif isinstance(selection, InlineFragmentNode):
-                    stack.append(selection.selection_set)
-                elif isinstance(selection, FragmentSpreadNode):
-                    name = selection.name.value
-                    if name in visiting or name not in fragments:
-                        continue  # a cycle or an unknown fragment: validation says so
-                    if name not in sizes:
-                        sizes[name] = size(fragments[name].selection_set, visiting | {name})
-                    total += sizes[name]
-            if total > MAX_EXPANDED_FIELDS:
-                return total
-        return total
-
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            if size(definition.selection_set, frozenset()) > MAX_EXPANDED_FIELDS:
+            if (_expanded_size(definition.selection_set, frozenset(), fragments, sizes)
+                    > MAX_EXPANDED_FIELDS):
                 return (f"the operation expands to more than {MAX_EXPANDED_FIELDS} fields "
                         "(fragments spread inside fragments multiply)")
     return None
+
+
+def _expanded_size(selection_set: SelectionSetNode, visiting: frozenset[str],
+                   fragments: dict[str, FragmentDefinitionNode], sizes: dict[str, int]) -> int:
+    """Fields of `selection_set` with its fragments expanded, each fragment's size computed
+    once into `sizes` (a module function: a recursive closure would be a reference cycle)."""
+    total = 0
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                total += 1
+                if selection.selection_set is not None:
+                    stack.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in visiting or name not in fragments:
+                    continue  # a cycle or an unknown fragment: validation says so
+                if name not in sizes:
+                    sizes[name] = _expanded_size(fragments[name].selection_set,
+                                                 visiting | {name}, fragments, sizes)
+                total += sizes[name]
+        if total > MAX_EXPANDED_FIELDS:
+            return total
+    return total
 
 
 def _flatten(selection_set: SelectionSetNode) -> Iterable[object]:

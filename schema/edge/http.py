@@ -148,7 +148,7 @@ class HTTPEdge:
             # parsing cannot take the event loop for long (the cache is not theirs either).
             anonymous = context.principal is None
             document = await self.documents.prepare_off_loop(
-                envelope.query, cache=not anonymous, anonymous=anonymous,
+                envelope.query, cache=False, anonymous=anonymous,
                 max_tokens=self.anonymous_max_tokens if anonymous else None,
                 max_length=self.anonymous_max_length if anonymous else None)
             operation = document.operation(envelope.operation_name)
@@ -179,6 +179,8 @@ class HTTPEdge:
         context.cost = cost = self.cost(document, operation, envelope.variables)
         if cost.exceeded:
             return self.request_errors(chosen, [cost_error(cost)], "LIMIT_EXCEEDED")
+        if not anonymous:
+            self.documents.remember(document)
         context.document = document
         limited = await self.throttle(chosen, context, sub_response)
         if limited is not None:

@@ -120,7 +120,7 @@ class EdgeWSHandler(LiveTransportWSHandler):
             return
         documents = self.view.schema.documents  # type: ignore[attr-defined]
         try:
-            document = await documents.prepare_off_loop(payload["query"], cache=True)
+            document = await documents.prepare_off_loop(payload["query"], cache=False)
             operation = document.operation(name)
         except DocumentErrors as e:
             await self._refuse(message, [err.formatted | {"extensions": {
@@ -138,6 +138,7 @@ class EdgeWSHandler(LiveTransportWSHandler):
             await self._refuse(message, [error.formatted | {"extensions": {
                 "code": "LIMIT_EXCEEDED", **(error.extensions or {})}}])
             return
+        documents.remember(document)  # where Strawberry's parse step finds it (edge.extension)
         await super().handle_subscribe(message)
 
     async def _refuse(self, message: Any, errors: list[Any]) -> None:

@@ -3,6 +3,7 @@ are batched (statements per request do not grow with the lists)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -100,3 +101,30 @@ async def test_nested_lists_cost_the_same_statements_whatever_their_length(
     assert all(e["campaign"]["id"] == c["id"] for c in data["campaigns"] for e in c["enrollments"])
     # campaigns + steps, enrollments + sends, their campaigns + steps, those enrollments + sends
     assert len(query_statements(seen)) == 8, query_statements(seen)
+
+
+VARIABLE_PAGES = "query($n: Int!) { " + " ".join(
+    f"a{i}: deals(first: $n) {{ edges {{ node {{ id history {{ seq }} }} }} }}"
+    for i in range(30)) + " }"
+
+
+async def test_a_document_is_cached_only_once_its_cost_passed(
+    tenants: TenantFactory, app: Any
+) -> None:
+    """Over-cost documents are not kept: a flood of distinct ones neither churns the document
+    cache nor stays alive for the garbage collector to walk (tests/edge/test_stalls.py). The
+    same document with variables that make it affordable is cached and runs."""
+    documents = next(r for r in app.routes if getattr(r, "path", None) == "/graphql"
+                     and hasattr(r, "methods")).endpoint.schema.documents
+    t = await tenants.create()
+    sha = hashlib.sha256(VARIABLE_PAGES.encode()).hexdigest()
+    body = await t.admin_caller.gql(VARIABLE_PAGES, n=200)
+    assert body["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert documents.cached(sha) is None
+    size = documents.size_bytes
+    body = await t.admin_caller.gql(VARIABLE_PAGES, n=2)
+    assert "errors" not in body and body["data"]["a0"] == {"edges": []}
+    assert documents.cached(sha) is not None and documents.size_bytes > size
+    body = await t.admin_caller.gql(VARIABLE_PAGES, n=200)  # cached, and still refused
+    assert body["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+    assert documents.cached(sha) is not None

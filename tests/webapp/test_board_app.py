@@ -325,6 +325,12 @@ async def test_a_move_between_loading_the_board_and_subscribing_is_not_missed(
     await page.fill("input[name=password]", "demo-password")
     await page.click("button[type=submit]")
     await page.wait_for_selector("body[data-ready=true]")
+    # The client sends `subscribe` once the socket's connection_ack arrives, which may come
+    # after the board has rendered: wait for it rather than race it.
+    for _ in range(200):
+        if held:
+            break
+        await asyncio.sleep(0.05)
     assert len(held) == 1 and '"after":"' in held[0]  # subscribed with a cursor
     deal_id = await first_card(page, "Lead qualification")
     await _move_elsewhere(client, owner_conn, demo, deal_id, "Needs analysis")
