@@ -41,6 +41,7 @@ from schema.edge import media
 from schema.edge.envelope import Limits
 from schema.edge.http import HTTPEdge
 from schema.edge.ws import EdgeWebSocketAdapter, EdgeWSHandler, refuse_origin, rejected
+from schema.live.frames import RawSend
 from schema.live.revocation import Connections
 from schema.response_cache import ResponseCache
 from schema.root import build_schema
@@ -263,7 +264,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/imports", imports_http.upload, methods=["POST"]),
             Route("/exports/{export_id}", exports_http.download, methods=["GET"]),
         ],
-        middleware=[*tracing.middleware(),
+        middleware=[Middleware(RawSend),  # first: the server's own websocket send
+                    *tracing.middleware(),
                     Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
                     Middleware(AccessLog),
                     *cors(settings)],

@@ -15,7 +15,8 @@ then JSON-encodes the result per subscriber. For a board with 1,000 watchers tha
 - Direct fan-out: each live operation gets a `DirectWriter` (found by the resolver
   through a context variable). Once its stream has caught up, the hub's fan-out group
   writes each new event's shared frame straight to the operation's websocket
-  (`DirectWriter.deliver`), one task for all the group's subscribers, instead of waking
+  (`DirectWriter.deliver`; under uvicorn to the socket itself, schema.live.frames), one
+  task for all the group's subscribers, instead of waking
   each subscriber's generator and Strawberry's per-result handling. Only error-free
   shared renderings go that way, and only while the write completes at once; anything
   else hands the subscriber back to its own stream (saas.live.stream).
@@ -46,6 +47,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Messag
 from saas.live.delivered import Delivered, Key
 from saas.live.subscribers import NOT_DELIVERED
 from schema.context import Context
+from schema.live.frames import RawSocket
 from schema.live.rendering import (
     SharedRenderingExecutor,
     encodings,
@@ -105,13 +107,15 @@ class DirectWriter:
     completes or is cancelled, so nothing is written for it afterwards.
     """
 
-    __slots__ = ("closed", "executor", "frame_key", "handler", "operation_id", "prefix", "ws")
+    __slots__ = ("closed", "executor", "frame_key", "handler", "operation_id", "prefix", "raw",
+                 "ws")
 
     def __init__(self, handler: LiveTransportWSHandler, operation_id: str,
-                 ws: WebSocket) -> None:
+                 ws: WebSocket, raw: RawSocket | None = None) -> None:
         self.handler = handler
         self.operation_id = operation_id
         self.ws = ws
+        self.raw = raw  # the socket itself, when frames can be written to it (schema.live.frames)
         self.executor: SharedRenderingExecutor | None = None
         self.closed = False
         self.frame_key: Key | None = None  # (selection, view), once the executor is known
@@ -132,9 +136,12 @@ class DirectWriter:
             prefix = self.prefix = self.handler._prefix(self.operation_id)
             if prefix is None:
                 return NOT_DELIVERED
+        text = f"{prefix}{body}}}"
+        raw = self.raw
+        if raw is not None and raw.send_text(text.encode()):
+            return None
         try:
-            return _start(self.ws.send({"type": "websocket.send",
-                                        "text": f"{prefix}{body}}}"}))
+            return _start(self.ws.send({"type": "websocket.send", "text": text}))
         except (WebSocketDisconnect, OSError, RuntimeError):
             return NOT_DELIVERED  # the connection is gone; the handler is closing it
 
@@ -190,6 +197,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ws = getattr(self.websocket, "ws", None)
         self._direct_ws = ws if isinstance(ws, WebSocket) and fanout_allowed(
             self.schema) else None
+        self._raw = RawSocket.of(self._direct_ws.scope) if self._direct_ws is not None else None
 
     async def handle(self) -> None:
         try:
@@ -211,7 +219,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if ws is None:
             await super().run_operation(operation)
             return
-        writer = self._writers[operation.id] = DirectWriter(self, operation.id, ws)
+        writer = self._writers[operation.id] = DirectWriter(self, operation.id, ws, self._raw)
         _writer.set(writer)  # this task's context: the operation's executor and resolver
         try:
             await super().run_operation(operation)

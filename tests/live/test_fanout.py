@@ -48,6 +48,7 @@ async def test_subscribers_joining_at_old_cursors_and_a_slow_one_get_every_event
     start = (await board.log())[-1]
     jwt = token(settings, t)
     direct_before = await metric(a.http, "saas_live_direct_writes_total")
+    socket_before = await metric(a.http, "saas_live_socket_writes_total")
     behind_before = await metric(a.http, "saas_live_handbacks_total", reason="behind")
 
     early = [await WsClient.open(a.ws, jwt) for _ in range(4)]
@@ -98,8 +99,10 @@ async def test_subscribers_joining_at_old_cursors_and_a_slow_one_get_every_event
             assert _seqs(got) == log[3:]
             assert all(e["d27"]["title"].startswith(tuple("0123")) for e in got)
             assert await slow.quiet(sid, 0.05) == []
-        # The group wrote most events; the slow client was handed back at least once.
+        # The group wrote most events, to the sockets themselves (schema.live.frames) while
+        # they took them at once; the slow client was handed back at least once.
         assert await metric(a.http, "saas_live_direct_writes_total") - direct_before > moves
+        assert await metric(a.http, "saas_live_socket_writes_total") - socket_before > moves
         assert behind_after > behind_before
     finally:
         await asyncio.gather(*(c.close() for c in [*early, *late, slow]))
