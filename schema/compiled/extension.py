@@ -1,17 +1,21 @@
 """Compiled reads: a validated query over table-backed types answered by one SQL statement.
 
 A schema extension at the execution step: parsing, validation (with its caches and limits)
-and authentication have run as usual. When every root field of the query is one the
-compiler covers (`board`, `deals`, `contactsConnection`, `companiesConnection`,
-`stageEvents`, `node` of a type in schema.compiled.nodes.TABLES) with a selection it can
-express, and the caller holds the scopes those fields require, the operation's JSON is
-built in PostgreSQL in one statement, in the caller's tenant unit of work under RLS, and
-spliced into the response unparsed (orjson.Fragment). Otherwise -- any field that needs a
-resolver, input the resolvers would refuse, a missing scope, a pipeline that is not found
--- the operation runs through the resolvers as before, so errors, nulls and permissions
-stay exactly theirs (tests/compiled/test_equality.py compares the two paths). `node` of an
-id that is not there is the one null the compiled path answers itself, as the resolver
-does, without an error.
+and authentication have run as usual. Each root field the compiler covers (`board`,
+`deals`, `contactsConnection`, `companiesConnection`, `stageEvents`, `node` of a type in
+schema.compiled.nodes.TABLES) with a selection it can express becomes a column of one
+statement, run in the caller's tenant unit of work under RLS when the caller holds the
+scopes those fields require; its JSON is spliced into the response unparsed
+(orjson.Fragment). Root fields it does not cover -- a field inside that needs a resolver,
+input the resolvers would refuse, another root field -- are answered by the resolvers,
+which execute the document cut to those root fields, and the answers are merged in the
+operation's key order (a partial plan; not when the root selects through fragments). If
+no root field compiles, a scope is missing or a compiled one is not found (a pipeline),
+the resolvers answer the whole operation as before, so errors, nulls and permissions stay
+exactly theirs (tests/compiled/test_equality.py compares the two paths). `node` of an id
+that is not there is the one null the compiled path answers itself, as the resolver does,
+without an error. Below a root field, a field that needs a resolver still sends that whole
+root field to the resolvers.
 """
 
 from __future__ import annotations
@@ -24,7 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import ExecutionResult, GraphQLSchema, OperationType, get_operation_ast
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+)
 from graphql.execution.values import get_variable_values
 from prometheus_client import Counter
 from sqlalchemy import Executable, Text, TextClause, bindparam, cast, column, func, select, true
@@ -75,6 +88,10 @@ class Plan:
     args: tuple[Any, ...]  # TENANT where the caller's tenant goes
     scopes: frozenset[Scope]  # the caller must hold all of them, or the resolvers answer
     nullable: frozenset[str]  # response keys whose NULL is the answer (node not found)
+    # Root fields the compiler does not cover, answered by the resolvers: their response
+    # keys, and the document with only them at the root (None: the statement is all).
+    resolved: frozenset[str] = frozenset()
+    rest: DocumentNode | None = None
 
 
 def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
@@ -98,30 +115,33 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
     statements: list[Any] = []
     scopes: set[Scope] = set()
     nullable: set[str] = set()
+    resolved: set[str] = set()
+    unsupported: Unsupported | None = None
     for f in roots:
         if f.name == "__typename":
             keys.append((f.key, "Query"))
             continue
-        if f.name not in ROOTS:
-            return None
-        compile_root, scope = ROOTS[f.name]
+        try:
+            compiled_root = _root(compiler, f)
+        except Unsupported as e:
+            compiled_root, unsupported = None, unsupported or e
+        if compiled_root is None:  # the resolvers answer this root field
+            resolved.add(f.key)
+            keys.append((f.key, None))
+            continue
+        statement, scope = compiled_root
         if f.name == "node":
-            target = node_target(compiler, f)
-            if target is None:
-                return None
-            scope = NODE_SCOPES[target[0]]
             nullable.add(f.key)
-        statement = compile_root(compiler, f)
-        if statement is None:
-            return None
-        assert scope is not None
         scopes.add(scope)
-        if isinstance(statement, TextClause):
-            statement = compiler.bind(statement)
         keys.append((f.key, None))
         statements.append(statement)
     if not statements:
-        return None  # only __typename: nothing to gain
+        if unsupported is not None:
+            raise unsupported  # counted as such (a field inside needs a resolver)
+        return None  # only __typename, or nothing the compiler covers
+    rest = _only(document, operation, resolved) if resolved else None
+    if resolved and rest is None:
+        return None
     board_only = all(f.name in ("board", "__typename") for f in roots)
     statement = statements[0] if board_only and len(statements) == 1 \
         else _entered(statements, board_only)
@@ -135,7 +155,47 @@ def plan(schema: GraphQLSchema, document: Any, operation_name: str | None,
         processor = processors.get(name)
         args.append(value if value is TENANT or processor is None else processor(value))
     return Plan(keys=tuple(keys), sql=compiled.string, args=tuple(args),
-                scopes=frozenset(scopes), nullable=frozenset(nullable))
+                scopes=frozenset(scopes), nullable=frozenset(nullable),
+                resolved=frozenset(resolved), rest=rest)
+
+
+def _root(compiler: ObjectCompiler, f: Field) -> tuple[Any, Scope] | None:
+    """A root field's statement and the scope it needs; None when the resolvers answer it
+    (a field the compiler does not cover, or input it leaves to them)."""
+    if f.name not in ROOTS:
+        return None
+    compile_root, scope = ROOTS[f.name]
+    if f.name == "node":
+        target = node_target(compiler, f)
+        if target is None:
+            return None
+        scope = NODE_SCOPES[target[0]]
+    statement = compile_root(compiler, f)
+    if statement is None:
+        return None
+    assert scope is not None
+    if isinstance(statement, TextClause):
+        statement = compiler.bind(statement)
+    return statement, scope
+
+
+def _only(document: DocumentNode, operation: OperationDefinitionNode,
+          keys: set[str]) -> DocumentNode | None:
+    """The document with the operation's root selections cut to the fields of `keys` (the
+    fragments kept for them); None when the root selects through a fragment, where one
+    selection may hold fields of both kinds."""
+    kept = []
+    for selection in operation.selection_set.selections:
+        if not isinstance(selection, FieldNode):
+            return None
+        if (selection.alias or selection.name).value in keys:
+            kept.append(selection)
+    cut = OperationDefinitionNode(**{k: getattr(operation, k) for k in operation.keys
+                                     if k != "selection_set"},
+                                  selection_set=SelectionSetNode(selections=tuple(kept)))
+    return DocumentNode(definitions=tuple(
+        cut if d is operation else d for d in document.definitions
+        if d is operation or not isinstance(d, OperationDefinitionNode)))
 
 
 def _entered(statements: list[Any], board_only: bool) -> Any:
@@ -189,24 +249,49 @@ class CompiledReads(SchemaExtension):
         principal = getattr(context, "principal", None)
         # Only for HTTP requests: their response is encoded by the app's orjson encoder, which
         # splices orjson.Fragment (a websocket's or a direct schema.execute caller's is not).
-        if (ec.graphql_document is not None and principal is not None
-                and isinstance(getattr(context, "request", None), Request)
-                and context.auth_error is None and context.revoked is None):
-            try:
-                result = await self._execute(ec, context, principal)
-            except Exception:
-                # Never an answer from here: an exception escaping this hook would reach the
-                # client unmapped. The resolvers answer instead (and report a broken
-                # transaction as INTERNAL, like any database failure).
-                log.exception("compiled read failed; answering through the resolvers")
-                COMPILED.labels("failed").inc()
-                result = None
-            if result is not None:
-                ec.result = result
-                COMPILED.labels("compiled").inc()
-        yield
+        if (ec.graphql_document is None or principal is None
+                or not isinstance(getattr(context, "request", None), Request)
+                or context.auth_error is not None or context.revoked is not None):
+            yield
+            return
+        try:
+            answered = await self._execute(ec, context, principal)
+        except Exception:
+            # Never an answer from here: an exception escaping this hook would reach the
+            # client unmapped. The resolvers answer instead (and report a broken
+            # transaction as INTERNAL, like any database failure).
+            log.exception("compiled read failed; answering through the resolvers")
+            COMPILED.labels("failed").inc()
+            answered = None
+        if answered is None:
+            yield
+            return
+        data, found = answered
+        if found.rest is None:
+            ec.result = ExecutionResult(data=data)
+            COMPILED.labels("compiled").inc()
+            yield
+            return
+        # The other root fields: the resolvers execute the document cut to them, and their
+        # answers join the statement's in the operation's key order.
+        COMPILED.labels("partial").inc()
+        document = ec.graphql_document
+        ec.graphql_document = found.rest
+        try:
+            yield
+        finally:
+            ec.graphql_document = document
+        result = ec.result
+        if isinstance(result, ExecutionResult) and result.data is not None:
+            resolved = result.data
+            merged = {key: resolved[key] if key in found.resolved else data[key]
+                      for key, _ in found.keys if key in data or key in resolved}
+            resolved.clear()  # in place: Strawberry returns this object
+            resolved.update(merged)
 
-    async def _execute(self, ec: Any, context: Any, principal: Any) -> ExecutionResult | None:
+    async def _execute(self, ec: Any, context: Any, principal: Any,
+                       ) -> tuple[dict[str, Any], Plan] | None:
+        """The statement's part of the answer (None: the resolvers answer all of it)."""
         found = cached_plan(ec.schema._schema, ec)
         if not isinstance(found, Plan):
             COMPILED.labels("unsupported" if found is _UNSUPPORTED else "resolvers").inc()
@@ -221,6 +306,8 @@ class CompiledReads(SchemaExtension):
             if literal is not None:
                 data[key] = literal
                 continue
+            if key in found.resolved:
+                continue
             value = next(values)
             if value is None and key in found.nullable:
                 data[key] = None
@@ -229,7 +316,7 @@ class CompiledReads(SchemaExtension):
                 COMPILED.labels("resolvers").inc()
                 return None
             data[key] = orjson.Fragment(value)
-        return ExecutionResult(data=data)
+        return data, found
 
 
 async def _fetch(context: Any, found: Plan, tenant_id: Any) -> Any:

@@ -3,7 +3,8 @@
 Three in-process apps over one database: resolvers only (COMPILED_READS off, no response
 cache), compiled reads without the cache, and the session app (compiled reads under the
 board cache). Random selections from the schema -- aliases, merged fields, fragments,
-@skip/@include, __typename, fields only resolvers serve -- with random arguments (other
+@skip/@include, __typename, fields only resolvers serve, root fields only resolvers serve
+beside compiled ones -- with random arguments (other
 tenants' ids, ids of the wrong type, out-of-range sizes, real and broken cursors, filters),
 by callers of several roles and scopes, must give the same status and the same JSON, key
 order included. Whenever the resolvers answer without errors and nothing needed a
@@ -34,18 +35,22 @@ SCHEMA = build_schema(Settings(environment="test"))._schema
 SELECTIONS = Selections(SCHEMA)
 
 
-def compiled_count() -> float:
-    return REGISTRY.get_sample_value("saas_compiled_reads_total", {"result": "compiled"}) or 0
+def compiled_count(result: str = "compiled") -> float:
+    return REGISTRY.get_sample_value("saas_compiled_reads_total", {"result": result}) or 0
 
 
 async def same(apps: dict[str, httpx.AsyncClient], headers: dict[str, str], query: str,
                variables: dict[str, Any], *, cached: bool = False,
-               several_roots: bool = False, may_fall_back: bool = False) -> dict[str, Any]:
-    """Both paths answer alike; the resolvers' decoded answer."""
+               several_roots: bool = False, may_fall_back: bool = False,
+               resolved_root: bool = False) -> dict[str, Any]:
+    """Both paths answer alike; the resolvers' decoded answer. `resolved_root`: a root
+    field only the resolvers answer is among the others (the statement answers the rest:
+    a partial plan)."""
     expected = await post(apps["resolvers"], headers, query, variables)
-    before = compiled_count()
+    before, partial_before = compiled_count(), compiled_count("partial")
     got = await post(apps["compiled"], headers, query, variables)
     answered = compiled_count() - before
+    partial = compiled_count("partial") - partial_before
     assert got.status_code == expected.status_code, (query, variables)
     if several_roots and "errors" in expected.json():
         # Which of several failing root fields reports first (or at all, once data is
@@ -65,7 +70,10 @@ async def same(apps: dict[str, httpx.AsyncClient], headers: dict[str, str], quer
     if "errors" in body:
         assert answered == 0, f"compiled an operation the resolvers refuse: {query}"
     elif not needs_resolvers and not may_fall_back and expected.status_code == 200:
-        assert answered == 1, f"fell back to resolvers: {query} {variables}"
+        assert (partial, answered) == ((1, 0) if resolved_root else (0, 1)), \
+            f"fell back to resolvers: {query} {variables}"
+    if not several_roots:  # one root field: the statement answers it or the resolvers do
+        assert partial == 0, query
     return body
 
 
@@ -207,10 +215,16 @@ async def test_compiled_reads_answer_what_the_resolvers_answer(
         may_fall_back = not compiles_node(variables["id"])
         for alias in data.draw(st.sampled_from([[""], [""], ["a: ", "b: "]])):
             parts.append(f"{alias}node(id: $id) {{ {data.draw(SELECTIONS.node())} }}")
+    # A root field only the resolvers answer, beside the compiled ones (a partial plan).
+    resolved_root = data.draw(st.sampled_from(
+        [None, None, None, "segments { name pipeline { id } }", "me { tenantId }"]))
+    if resolved_root is not None:
+        parts.insert(data.draw(st.integers(0, len(parts))), resolved_root)
     query = document(" ".join(parts), ["p: ID!", "n: Int!", "first: Int!", "after: String",
                                        "filter: DealFilterInput", "order: DealOrder!",
                                        "k: Int!", "s: String", "co: ID", "id: ID!",
                                        "ep: ID", "kinds: [StageEventKind!]"])
     await same(apps, caller.headers, query, variables, cached=roots == "board",
-               several_roots=roots == "both", may_fall_back=may_fall_back)
+               several_roots=roots == "both" or resolved_root is not None,
+               may_fall_back=may_fall_back, resolved_root=resolved_root is not None)
 

@@ -104,6 +104,43 @@ async def test_nothing_is_compiled_for_mutations_or_other_root_fields(
     assert count("compiled") == before
 
 
+async def test_root_fields_only_resolvers_serve_are_answered_beside_the_compiled_ones(
+        apps: dict[str, httpx.AsyncClient], worlds: list[World]) -> None:
+    """The statement answers the root fields it covers, the resolvers the others (the
+    document cut to them), in the operation's key order, errors and all."""
+    world = worlds[0]
+    client = apps["compiled"]
+    db = client._transport.app.state.services.db  # type: ignore[attr-defined]
+    headers = world.callers["admin"].headers
+    mixed = ("query Q($p: ID!) { segments { name } b: board(pipelineId: $p, dealsPerStage: 5) "
+             "{ pipelineName columns { dealCount deals { id title } } } me { tenantId } "
+             "__typename list: deals(first: 3) { totalCount edges { node { id } } } }")
+    # A caller who may read contacts but not deals: `segments` is refused, and its error
+    # nulls the whole answer (a non-null root field), on both paths.
+    failing = "query Q { contactsConnection(first: 2) { totalCount } segments { name } }"
+    fragment = "query Q { ... on Query { segments { name } } deals(first: 2) { totalCount } }"
+    for query, partial in ((mixed, 1), (failing, 1), (fragment, 0)):
+        variables = {"p": world.pipelines[0]} if "$p" in query else {}
+        headers = world.callers["contacts_only" if query is failing else "admin"].headers
+        expected = await post(apps["resolvers"], headers, query, variables)
+        await post(client, headers, "query Q { me { tenantId } }", {})  # auth state cached
+        before = count("compiled"), count("partial")
+        async with statements(db) as seen:
+            got = await post(client, headers, query, variables)
+        assert (count("compiled"), count("partial")) == (before[0], before[1] + partial)
+        assert got.status_code == expected.status_code == 200
+        assert difference(ordered(got.content), ordered(expected.content)) is None, query
+        compiled = [s for s in seen if "FROM enter_tenant(" in s or "board_rows" in s]
+        assert len(compiled) == partial, seen
+    body = (await post(client, world.callers["admin"].headers, mixed,
+                       {"p": world.pipelines[0]})).json()
+    assert list(body["data"]) == ["segments", "b", "me", "__typename", "list"]
+    assert body["data"]["list"]["totalCount"] == 25 and body["data"]["segments"]
+    body = (await post(client, world.callers["contacts_only"].headers, failing, {})).json()
+    assert body["data"] is None and body["errors"][0]["path"] == ["segments"]
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
 EVENTS = """query Q($k: Int!, $after: String) { stageEvents(first: $k, after: $after) {
   endCursor hasMore events { cursor seq kind dealId toStageId amount occurredAt } } }"""
 
