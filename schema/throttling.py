@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from saas import ratelimit
 from saas.idempotency import principal_key
 from schema.context import Context
@@ -59,7 +61,10 @@ async def settle(context: Context, data: Any) -> dict[str, Any]:
     if decision is None or context.principal is None or context.cost is None:
         return {}
     actual = max(ratelimit.objects_in(data) - 1, 0) if data is not None else 0
-    if actual == 0:  # a compiled read's data is not inspectable here: charge what was asked
+    # A compiled read's data is not inspectable here (JSON spliced as orjson.Fragment at its
+    # root fields, beside resolver answers in a partial plan): charge what was asked.
+    if actual == 0 or (isinstance(data, dict)
+                       and any(isinstance(v, orjson.Fragment) for v in data.values())):
         actual = context.cost.requested
     actual = min(actual, context.cost.requested)
     refund = context.cost.requested - actual

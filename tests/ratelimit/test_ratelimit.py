@@ -103,6 +103,26 @@ async def test_a_drained_key_is_throttled_with_the_right_wait_and_another_key_is
         assert again.status_code == 200, again.text
 
 
+async def test_a_partly_compiled_read_is_charged_what_it_asked_for(
+    tenants: TenantFactory, owner_conn: asyncpg.Connection,
+    limited_pair: tuple[ApiServer, ApiServer],
+) -> None:
+    """`me` is answered by its resolver beside the compiled deal list (a partial plan): the
+    list's objects cannot be counted in the response, so nothing of its cost is refunded."""
+    t = await _with_deals(tenants, owner_conn, 50)
+    secret = await t.api_key("read")
+    query = "query($n: Int!) { me { tenantId } deals(first: $n) { edges { node { id } } } }"
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(f"{limited_pair[0].http}/graphql",
+                              json={"query": query, "variables": {"n": 50}},
+                              headers={"Authorization": f"Bearer {secret}"})
+    body = r.json()
+    assert r.status_code == 200 and len(body["data"]["deals"]["edges"]) == 50
+    assert body["data"]["me"] == {"tenantId": str(t.id)}
+    cost = body["extensions"]["cost"]
+    assert cost["actual"] == cost["requested"] > 100
+
+
 async def test_an_operation_costing_more_than_the_bucket_is_refused_before_it_runs(
     tenants: TenantFactory, owner_conn: asyncpg.Connection,
     limited_pair: tuple[ApiServer, ApiServer],
