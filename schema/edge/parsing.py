@@ -78,14 +78,23 @@ def validated(schema: GraphQLSchema, node: DocumentNode,
 
     type_info = TypeInfo(schema)
     context = _Context(schema, node, type_info, on_error, hide_suggestions)
-    visitors: list[Visitor] = [rule(context) for rule in rules]
-    fragments = {d.name.value: d for d in node.definitions
-                 if isinstance(d, FragmentDefinitionNode)}
-    if fragments:
-        visitors.insert(0, FragmentNestingVisitor(fragments))
-    parallel = ParallelVisitor(visitors)
-    outer = TypeInfoVisitor(type_info, parallel)
+    made: list[Any] = [type_info, context]
     try:
+        # Inside the try, unlike graphql-core: a rule may report errors while it is made
+        # (Strawberry's depth limit does), and the one over `max_errors` raises the abort
+        # there, which escaped as a 500.
+        visitors: list[Visitor] = []
+        for rule in rules:
+            visitors.append(rule(context))
+            made.append(visitors[-1])
+        fragments = {d.name.value: d for d in node.definitions
+                     if isinstance(d, FragmentDefinitionNode)}
+        if fragments:
+            visitors.insert(0, FragmentNestingVisitor(fragments))
+            made.append(visitors[0])
+        parallel = ParallelVisitor(visitors)
+        outer = TypeInfoVisitor(type_info, parallel)
+        made += (parallel, outer)
         visit(node, outer, query_document_keys_to_validate)
     except ValidationAbortedError as error:
         error.__context__ = None
@@ -93,7 +102,7 @@ def validated(schema: GraphQLSchema, node: DocumentNode,
     except RecursionError:
         errors.append(ValidationAbortedError("Validation aborted."))
     finally:
-        for instance in (*visitors, parallel, outer, type_info, context):
+        for instance in made:
             vars(instance).clear()
     return errors
 

@@ -110,6 +110,12 @@ def _cases(p: str, deal: str, stage: str) -> list[Case]:
              "GRAPHQL_PARSE_FAILED"),
         Case("too deep", {"query": "{ " + "node(id: \"x\") { ... on Deal { stage { " * 8 + "id"
                                    + " } } }" * 8 + " }"}, 200, "GRAPHQL_VALIDATION_FAILED"),
+        # The depth rule reports while it is made: the 21st error's abort used to be a 500.
+        Case("21 operations too deep", {"query": " ".join(
+            f"query Q{i} {{ ...F }}" for i in range(21))
+            + " fragment F on Query { deals(first: 1) { edges { node { "
+            + "owner { deals(first: 1) { edges { node { " * 3 + "id" + " } } } }" * 3
+            + " } } } }", "operationName": "Q0"}, 200, "GRAPHQL_VALIDATION_FAILED"),
         Case("spread of an undefined fragment", {"query": "{ me { ...Missing } }"}, 200,
              "GRAPHQL_VALIDATION_FAILED"),
         Case("spread of an undefined fragment, graphql-response",

@@ -55,6 +55,12 @@ def _cyclic_garbage_after(work: Callable[[], object]) -> Counter[str]:
     ("query Q($n: Int!, $a: String) { deals(first: $n, after: $a) { ...D } } "
      "fragment D on DealConnection { edges { node { id history { seq } } } }", "ok"),
     ("{ " + " ".join(f"nope{i}" for i in range(30)) + " }", "validation"),  # over 20 errors
+    # 21 operations over the depth limit: the depth rule reports while it is made, and the
+    # 21st error's abort escaped validation (a 500) before it was caught there
+    (" ".join(f"query Q{i} {{ ...F }}" for i in range(21))
+     + " fragment F on Query { deals(first: 1) { edges { node { "
+     + "owner { deals(first: 1) { edges { node { " * 3 + "id" + " } } } }" * 3
+     + " } } } }", "validation"),
 ])
 def test_a_prepared_document_leaves_none_of_its_tree_to_the_collector(
     documents: Documents, query: str, outcome: str,
