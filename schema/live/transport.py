@@ -36,7 +36,7 @@ from typing import Any, cast
 from graphql import (
     ExecutionResult as CoreExecutionResult,
 )
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -138,7 +138,10 @@ class DirectWriter:
                 return NOT_DELIVERED
         text = f"{prefix}{body}}}"
         raw = self.raw
-        if raw is not None and raw.send_text(text.encode()):
+        # Not once the app has closed the socket (Starlette's state): uvicorn's close may
+        # still be waiting for a paused transport, and nothing may follow it (revocation).
+        if (raw is not None and self.ws.application_state is WebSocketState.CONNECTED
+                and raw.send_text(text.encode())):
             return None
         try:
             return _start(self.ws.send({"type": "websocket.send", "text": text}))
