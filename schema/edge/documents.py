@@ -162,22 +162,21 @@ class Documents:
         if document is None:
             document = self._build(query, key, max_tokens, max_length)
             if cache:
-                self._remember(document)
+                self.remember(document)
         return document
 
-    async def prepare_off_loop(self, query: str, *, cache: bool, anonymous: bool = False,
+    async def prepare_off_loop(self, query: str, *, anonymous: bool = False,
                                sha256: str | None = None, max_tokens: int | None = None,
                                max_length: int | None = None) -> Document:
         """`prepare`, with the parsing and validation of a document not in the cache on
-        one of the validation threads (the cache itself is only touched on the loop)."""
+        one of the validation threads (the cache itself is only touched on the loop). Not
+        cached here: the edge calls `remember` once the document may run."""
         self._check_length(query, max_length)  # before hashing a junk megabyte
         key = sha256 or digest(query)
         document = self.cached(key)
         if document is None:
             thread = self._anonymous if anonymous else self._authenticated
             document = await thread.run(self._build, query, key, max_tokens, max_length)
-            if cache:
-                self._remember(document)
         return document
 
     def _build(self, query: str, key: str, max_tokens: int | None,
@@ -195,7 +194,7 @@ class Documents:
         if repeated is not None:
             raise DocumentErrors("validation", [GraphQLError(repeated)], node)
         errors = validated(self.schema, node, self.rules,
-                            hide_suggestions=self.hide_suggestions)
+                           hide_suggestions=self.hide_suggestions)
         if errors:
             raise DocumentErrors("validation", list(errors), node)
         return Document(sha256=key, node=node,
@@ -208,15 +207,12 @@ class Documents:
                 f"the document is longer than {length} characters")])
 
     def remember(self, document: Document) -> None:
-        """Cache a document prepared with `cache=False` once it may run (the edge calls this
-        after the cost check: a flood of distinct over-cost documents neither churns the
-        cache nor stays alive for the garbage collector to walk)."""
+        """Cache a prepared document once it may run (the edge calls this after the cost
+        check: a flood of distinct over-cost documents neither churns the cache nor stays
+        alive for the garbage collector to walk)."""
         if document.sha256 in self._cache:
             self._cache.move_to_end(document.sha256)
-        else:
-            self._remember(document)
-
-    def _remember(self, document: Document) -> None:
+            return
         if document.size > self.max_bytes:
             return
         self._cache[document.sha256] = document

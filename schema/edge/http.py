@@ -148,7 +148,7 @@ class HTTPEdge:
             # parsing cannot take the event loop for long (the cache is not theirs either).
             anonymous = context.principal is None
             document = await self.documents.prepare_off_loop(
-                envelope.query, cache=False, anonymous=anonymous,
+                envelope.query, anonymous=anonymous,
                 max_tokens=self.anonymous_max_tokens if anonymous else None,
                 max_length=self.anonymous_max_length if anonymous else None)
             operation = document.operation(envelope.operation_name)

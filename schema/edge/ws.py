@@ -120,7 +120,7 @@ class EdgeWSHandler(LiveTransportWSHandler):
             return
         documents = self.view.schema.documents  # type: ignore[attr-defined]
         try:
-            document = await documents.prepare_off_loop(payload["query"], cache=False)
+            document = await documents.prepare_off_loop(payload["query"])
             operation = document.operation(name)
         except DocumentErrors as e:
             await self._refuse(message, [err.formatted | {"extensions": {

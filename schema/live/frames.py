@@ -10,8 +10,8 @@ own `Frame` and writes it to the protocol's transport at once, but only while uv
 would have written it at once too: the handshake done, nothing closing or closed, the
 transport not paused (a slow client's frames still wait through the usual path, in
 order), and no extension negotiated. Anything else returns False and the caller sends
-the usual way. Frames written here skip the middleware, so no per-send tracing span or
-access-log line is made for them (neither exists for websocket sends today).
+the usual way. Frames written here skip the middleware: with tracing on, the OpenTelemetry
+middleware makes no `websocket send` span for them (it still does for every other send).
 """
 
 from __future__ import annotations

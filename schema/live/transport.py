@@ -16,8 +16,8 @@ then JSON-encodes the result per subscriber. For a board with 1,000 watchers tha
   through a context variable). Once its stream has caught up, the hub's fan-out group
   writes each new event's shared frame straight to the operation's websocket
   (`DirectWriter.deliver`; under uvicorn to the socket itself, schema.live.frames), one
-  task for all the group's subscribers, instead of waking
-  each subscriber's generator and Strawberry's per-result handling. Only error-free
+  task for all the group's subscribers, instead of waking each subscriber's generator
+  and Strawberry's per-result handling. Only error-free
   shared renderings go that way, and only while the write completes at once; anything
   else hands the subscriber back to its own stream (saas.live.stream).
 
